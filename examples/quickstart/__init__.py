@@ -1,0 +1,1 @@
+"""The quickstart: a small order workflow with a retry, a durable sleep and an event."""

@@ -1,0 +1,58 @@
+"""legato: durable, governed AI workflows for Python.
+
+This module is the public API; everything else may change between versions.
+"""
+
+from legato.app import App
+from legato.clock import Clock, SystemClock
+from legato.context import Context
+from legato.engine.definitions import Step
+from legato.engine.execution import StepInfo, current_step
+from legato.errors import (
+    ChildFailed,
+    ConfigurationError,
+    EventTimeout,
+    LegatoError,
+    NondeterminismError,
+    ResultTimeout,
+    RunCancelled,
+    RunConflict,
+    RunFailed,
+    SerializationError,
+    StepFailed,
+    StoreError,
+    UnknownRun,
+    UnknownWorkflow,
+)
+from legato.handle import RunHandle
+from legato.retry import NO_RETRY, RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_RETRY",
+    "App",
+    "ChildFailed",
+    "Clock",
+    "ConfigurationError",
+    "Context",
+    "EventTimeout",
+    "LegatoError",
+    "NondeterminismError",
+    "ResultTimeout",
+    "RetryPolicy",
+    "RunCancelled",
+    "RunConflict",
+    "RunFailed",
+    "RunHandle",
+    "SerializationError",
+    "Step",
+    "StepFailed",
+    "StepInfo",
+    "StoreError",
+    "SystemClock",
+    "UnknownRun",
+    "UnknownWorkflow",
+    "__version__",
+    "current_step",
+]

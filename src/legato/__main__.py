@@ -1,0 +1,3 @@
+from legato.cli.main import main
+
+main()

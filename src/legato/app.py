@@ -1,0 +1,340 @@
+"""The App: the registry of workflows and steps, its configuration, and what users call.
+
+Every method has an ``*_async`` twin for async code; the sync ones run the same coroutine on a
+private background loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+
+from legato.clock import Clock, SystemClock
+from legato.context import Context
+from legato.engine.definitions import Step, StepDef, WorkflowDef, qualified_name
+from legato.errors import ConfigurationError, UnknownWorkflow
+from legato.handle import RunHandle
+from legato.ops import Operations
+from legato.portal import Portal
+from legato.retry import NO_RETRY, RetryPolicy
+from legato.store import DEFAULT_URL, Store, open_store
+from legato.worker import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+WorkflowFn = Callable[Concatenate[Context, P], Awaitable[R]]
+
+
+class _Runtime:
+    """What the app holds per event loop: a store connection and that loop's workers."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, store: Store, ops: Operations) -> None:
+        self.loop = loop
+        self.store = store
+        self.ops = ops
+        self.workers: set[Worker] = set()
+
+
+class App:
+    """A legato application: workflows, steps and the database that makes them durable.
+
+    The database comes from ``database_url``, else ``LEGATO_DATABASE_URL``, else
+    ``sqlite:///./legato.db``. ``durability="full"`` makes SQLite fsync every commit, so
+    journals survive power loss as well as process crashes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        database_url: str | None = None,
+        *,
+        durability: str = "normal",
+        clock: Clock | None = None,
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ConfigurationError(f"durability must be 'normal' or 'full', got {durability!r}")
+        self.name = name
+        self.database_url = database_url or os.environ.get("LEGATO_DATABASE_URL") or DEFAULT_URL
+        self.durability = durability
+        self.clock: Clock = clock or SystemClock()
+        self.workflows: dict[str, WorkflowDef] = {}
+        self.steps: dict[str, StepDef] = {}
+        self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+        self._portal: Portal | None = None
+
+    def __repr__(self) -> str:
+        return f"<legato.App {self.name!r} database={self.database_url!r}>"
+
+    # -- registration -------------------------------------------------------------------
+    def workflow(
+        self, name: str | None = None
+    ) -> Callable[[WorkflowFn[P, R]], WorkflowFn[P, R]]:
+        """Register ``async def f(ctx: legato.Context, ...)`` as a durable workflow."""
+
+        def register(fn: WorkflowFn[P, R]) -> WorkflowFn[P, R]:
+            definition = WorkflowDef(qualified_name(fn, name), fn)
+            existing = self.workflows.get(definition.name)
+            if existing is not None and existing.fn is not fn:
+                raise ConfigurationError(f"workflow {definition.name!r} is registered twice")
+            self.workflows[definition.name] = definition
+            fn.__legato_workflow__ = definition  # type: ignore[attr-defined]
+            return fn
+
+        return register
+
+    @overload
+    def step(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+
+    @overload
+    def step(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+    @overload
+    def step(
+        self,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> Callable[[Callable[P, Awaitable[R] | R]], Step[P, R]]: ...
+
+    def step(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> Any:
+        """Register a sync or async function as a step: its result is journaled.
+
+        ``retry`` defaults to ``RetryPolicy()`` (3 attempts); pass ``legato.NO_RETRY`` for none.
+        ``timeout`` bounds each attempt.
+        """
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if seconds is not None and seconds <= 0:
+            raise ConfigurationError(f"step timeout must be positive, got {timeout!r}")
+
+        def register(f: Callable[..., Any]) -> Step[Any, Any]:
+            definition = StepDef(qualified_name(f, name), f, retry or RetryPolicy(), seconds)
+            existing = self.steps.get(definition.name)
+            if existing is not None and existing.fn is not f:
+                raise ConfigurationError(f"step {definition.name!r} is registered twice")
+            self.steps[definition.name] = definition
+            return Step(definition)
+
+        return register(fn) if fn is not None else register
+
+    def _definition(self, workflow: Callable[..., Any] | str) -> WorkflowDef:
+        if isinstance(workflow, str):
+            found = self.workflows.get(workflow)
+            if found is None:
+                raise UnknownWorkflow(
+                    f"no workflow named {workflow!r} in app {self.name!r}; registered:"
+                    f" {', '.join(sorted(self.workflows)) or 'none'}"
+                )
+            return found
+        definition = getattr(workflow, "__legato_workflow__", None)
+        if not isinstance(definition, WorkflowDef) or self.workflows.get(definition.name) is not definition:
+            raise UnknownWorkflow(
+                f"{getattr(workflow, '__qualname__', workflow)!r} is not a workflow of app"
+                f" {self.name!r}; decorate it with @app.workflow()"
+            )
+        return definition
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _rt(self) -> _Runtime:
+        loop = asyncio.get_running_loop()
+        runtime = self._runtimes.get(loop)
+        if runtime is None:
+            store = open_store(self.database_url, durability=self.durability)
+            runtime = _Runtime(loop, store, Operations(store, self.clock))
+            self._runtimes[loop] = runtime
+        return runtime
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._portal is None:
+                self._portal = Portal(f"legato-{self.name}")
+        return self._portal.call(coro)
+
+    def _notify_workers(self) -> None:
+        """Tell this process's workers (on any loop) that there may be new work."""
+        for runtime in list(self._runtimes.values()):
+            for worker in list(runtime.workers):
+                if not runtime.loop.is_closed():
+                    runtime.loop.call_soon_threadsafe(worker.notify)
+
+    async def ops_async(self) -> Operations:
+        """The operations layer bound to this app's database on the running loop."""
+        return (await self._rt()).ops
+
+    # -- starting and controlling runs --------------------------------------------------
+    async def start_async(
+        self,
+        workflow: WorkflowFn[..., R] | str,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]:
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        definition = self._definition(workflow)
+        ops = (await self._rt()).ops
+        run, created = await ops.start(definition, args, kwargs, run_id)
+        if created:
+            self._notify_workers()
+        return RunHandle(self, run.run_id, definition)
+
+    def start(
+        self,
+        workflow: WorkflowFn[..., R] | str,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]:
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        return self._sync(self.start_async(workflow, *args, run_id=run_id, **kwargs))
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle on an existing run (not checked until used)."""
+        return RunHandle(self, run_id, None)
+
+    async def run_async(
+        self, workflow: WorkflowFn[..., R] | str, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> R:
+        """Start a run and drive it to its end in this process; return its result."""
+        handle = await self.start_async(workflow, *args, run_id=run_id, **kwargs)
+
+        async def finished() -> bool:
+            return (await handle.status_async()) in ("completed", "failed", "cancelled")
+
+        if not await finished():
+            await self._work(exit_when=finished)
+        return await handle.result_async()
+
+    def run(
+        self, workflow: WorkflowFn[..., R] | str, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> R:
+        """Start a run and drive it to its end in this process; return its result."""
+        return self._sync(self.run_async(workflow, *args, run_id=run_id, **kwargs))
+
+    async def send_event_async(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver an event to a run; it is buffered until the run waits for it."""
+        await (await self._rt()).ops.send_event(run_id, name, payload)
+        self._notify_workers()
+
+    def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver an event to a run; it is buffered until the run waits for it."""
+        self._sync(self.send_event_async(run_id, name, payload))
+
+    async def cancel_async(self, run_id: str) -> None:
+        """Cancel a run that has not finished (and its child runs)."""
+        await (await self._rt()).ops.cancel(run_id)
+        self._notify_workers()
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel a run that has not finished (and its child runs)."""
+        self._sync(self.cancel_async(run_id))
+
+    async def retry_async(self, run_id: str) -> RunHandle[Any]:
+        """Resume a failed run from its failed entry; finished entries are not redone."""
+        run = await (await self._rt()).ops.retry(run_id)
+        self._notify_workers()
+        return RunHandle(self, run_id, self.workflows.get(run.workflow))
+
+    def retry(self, run_id: str) -> RunHandle[Any]:
+        """Resume a failed run from its failed entry; finished entries are not redone."""
+        return self._sync(self.retry_async(run_id))
+
+    # -- workers ------------------------------------------------------------------------
+    async def _work(
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        exit_when: Callable[[], Awaitable[bool]] | None = None,
+        exit_when_idle: bool = False,
+        skip_until: float | None = None,
+        concurrency: int = 100,
+        **options: Any,
+    ) -> Worker:
+        if not self.workflows:
+            raise ConfigurationError(f"app {self.name!r} has no workflows to run")
+        runtime = await self._rt()
+        worker = Worker(
+            store=runtime.store, clock=self.clock, workflows=self.workflows,
+            concurrency=concurrency, **options,
+        )
+        runtime.workers.add(worker)
+        try:
+            await worker.run(
+                stop=stop, exit_when=exit_when, exit_when_idle=exit_when_idle, skip_until=skip_until
+            )
+        finally:
+            runtime.workers.discard(worker)
+        return worker
+
+    async def worker_async(
+        self, *, concurrency: int = 100, stop: asyncio.Event | None = None, **options: Any
+    ) -> None:
+        """Claim and execute runs until ``stop`` is set (or the task is cancelled)."""
+        await self._work(stop=stop, concurrency=concurrency, **options)
+
+    def worker(self, *, concurrency: int = 100, **options: Any) -> None:
+        """Claim and execute runs until SIGINT or SIGTERM, then stop gracefully."""
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            if threading.current_thread() is threading.main_thread():
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+            try:
+                await self.worker_async(concurrency=concurrency, stop=stop, **options)
+            finally:
+                await self.close_async()
+
+        asyncio.run(main())
+
+    async def run_until_idle_async(
+        self, *, skip: timedelta | None = None, concurrency: int = 100
+    ) -> int:
+        """Execute runs in this process until none is runnable; return how many finished.
+
+        With a time-skipping clock, the clock jumps to each timer as nothing else is left to
+        do (sleeps, retry delays, event timeouts), but by no more than ``skip`` in all when it
+        is given: ``skip=timedelta(0)`` never moves time.
+        """
+        limit = None if skip is None else self.clock.now() + skip.total_seconds()
+        worker = await self._work(exit_when_idle=True, skip_until=limit, concurrency=concurrency)
+        return worker.completed
+
+    def run_until_idle(self, *, skip: timedelta | None = None, concurrency: int = 100) -> int:
+        """Execute runs in this process until none is runnable; return how many finished."""
+        return self._sync(self.run_until_idle_async(skip=skip, concurrency=concurrency))
+
+    # -- closing ------------------------------------------------------------------------
+    async def close_async(self) -> None:
+        """Close the database connection of the running loop."""
+        runtime = self._runtimes.pop(asyncio.get_running_loop(), None)
+        if runtime is not None:
+            await runtime.store.close()
+
+    def close(self) -> None:
+        """Close every connection and the background loop."""
+        if self._portal is not None:
+            self._sync(self.close_async())
+            self._portal.close()
+            self._portal = None
+
+
+__all__ = ["NO_RETRY", "App"]

@@ -1,0 +1,261 @@
+"""The ``legato`` command. It calls the operations layer; user mistakes get one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from legato.errors import ConfigurationError, LegatoError
+
+if TYPE_CHECKING:
+    from legato.app import App
+    from legato.ops import Operations
+
+T = TypeVar("T")
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "waiting": "yellow",
+    "running": "cyan",
+    "pending": "blue",
+    "retrying": "yellow",
+}
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` (or ``path/to/file.py:attribute``) and return the App."""
+    from legato.app import App
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"expected MODULE:APP (for example myproject.flows:app), got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
+        raise
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        raise ConfigurationError(f"{target!r} is not a legato.App (found {type(app).__name__})")
+    return app
+
+
+def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]]) -> T:
+    async def main() -> T:
+        from legato.clock import SystemClock
+        from legato.ops import Operations
+        from legato.store import open_store
+
+        store = open_store(ctx.obj["url"])
+        try:
+            return await work(Operations(store, SystemClock()))
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+class _Group(click.Group):
+    """Turns LegatoError into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LegatoError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="LEGATO_DATABASE_URL",
+    default=None,
+    help="Database URL [env LEGATO_DATABASE_URL; default sqlite:///./legato.db].",
+)
+@click.option("--app", "app_target", default=None, metavar="MODULE:APP",
+              help="Take the database URL from this app.")
+@click.version_option(package_name="legato")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, app_target: str | None) -> None:
+    """legato: durable, governed AI workflows."""
+    from legato.store import DEFAULT_URL
+
+    url = database_url
+    if url is None and app_target is not None:
+        url = load_app(app_target).database_url
+    ctx.obj = {"url": url or DEFAULT_URL}
+
+
+@cli.command()
+@click.argument("target", metavar="MODULE:APP")
+@click.option("--concurrency", "-c", default=100, show_default=True, help="Runs held at once.")
+@click.option("--lease", default=30.0, show_default=True, help="Lease length in seconds.")
+@click.option("--poll", default=0.2, show_default=True, help="Seconds between database polls.")
+@click.option("--log-level", default="INFO", show_default=True)
+def worker(target: str, concurrency: int, lease: float, poll: float, log_level: str) -> None:
+    """Execute runs of the app's workflows until SIGINT or SIGTERM."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = load_app(target)
+    click.echo(
+        f"legato worker: app {app.name!r}, {len(app.workflows)} workflows,"
+        f" database {app.database_url}, concurrency {concurrency}",
+        err=True,
+    )
+    app.worker(concurrency=concurrency, lease=lease, poll_interval=poll)
+
+
+@cli.command()
+@click.option("--status", "-s", default=None, help="Only runs in this status.")
+@click.option("--workflow", "-w", default=None, help="Only runs of this workflow.")
+@click.option("--limit", "-n", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    found = _run(ctx, lambda ops: ops.list_runs(status=status, workflow=workflow, limit=limit))
+    if as_json:
+        for r in found:
+            click.echo(json.dumps({
+                "run_id": r.run_id, "workflow": r.workflow, "status": r.status,
+                "created_at": r.created_at, "finished_at": r.finished_at,
+                "waiting_on": r.waiting_on,
+            }))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR"):
+        table.add_column(col)
+    for r in found:
+        detail = r.waiting_on or ""
+        if r.error:
+            err = json.loads(r.error)
+            detail = f"{err.get('type')}: {err.get('message', '')}"[:80]
+        table.add_row(
+            r.run_id, r.workflow, _styled(r.status), _time(r.created_at), _time(r.updated_at), detail
+        )
+    console = Console()
+    if not found:
+        console.print("no runs")
+    else:
+        console.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show the stored traceback.")
+@click.pass_context
+def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
+    """Show a run and the timeline of its journal."""
+    timeline = _run(ctx, lambda ops: ops.timeline(run_id))
+    from rich.console import Console
+    from rich.table import Table
+
+    run = timeline.run
+    console = Console()
+    console.print(f"[bold]run[/bold] {run.run_id}   [bold]workflow[/bold] {run.workflow}"
+                  f"   [bold]status[/bold] {_styled(run.status)}")
+    console.print(f"created {_time(run.created_at)}   updated {_time(run.updated_at)}")
+    console.print(f"code version {run.code_version or '-'}")
+    if run.parent_run_id:
+        console.print(f"child of {run.parent_run_id} (entry {run.parent_seq})")
+    if run.waiting_on:
+        console.print(f"waiting on: {run.waiting_on}")
+    table = Table(box=None, header_style="bold")
+    for col in ("#", "KIND", "NAME", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT / ERROR"):
+        table.add_column(col, overflow="fold")
+    for e in timeline.entries:
+        table.add_row(
+            str(e.seq), e.kind, e.name, _styled(e.status), str(e.attempts),
+            "-" if e.duration is None else _duration(e.duration), e.summary,
+        )
+    if timeline.entries:
+        console.print(table)
+    else:
+        console.print("(no journal entries yet)")
+    if run.status == "completed":
+        console.print("result: " + (run.output or "null"), markup=False, highlight=False)
+    if run.error:
+        err = json.loads(run.error)
+        console.print(f"error: {err.get('type')}: {err.get('message')}", style="red", markup=False)
+        if show_traceback and err.get("traceback"):
+            console.print(err["traceback"], markup=False)
+
+
+@cli.group()
+def events() -> None:
+    """Send events to runs."""
+
+
+@events.command("send")
+@click.argument("run_id")
+@click.argument("name")
+@click.option("--data", default="null", show_default=True, help="The payload, as JSON.")
+@click.pass_context
+def events_send(ctx: click.Context, run_id: str, name: str, data: str) -> None:
+    """Deliver event NAME to RUN_ID (buffered until the run waits for it)."""
+    _run(ctx, lambda ops: ops.send_event_json(run_id, name, data))
+    click.echo(f"event {name!r} sent to run {run_id}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.pass_context
+def cancel(ctx: click.Context, run_id: str) -> None:
+    """Cancel a run that has not finished (and its child runs)."""
+    _run(ctx, lambda ops: ops.cancel(run_id))
+    click.echo(f"run {run_id} cancelled")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.pass_context
+def retry(ctx: click.Context, run_id: str) -> None:
+    """Resume a failed run from its failed entry (after fixing the code, for instance)."""
+    _run(ctx, lambda ops: ops.retry(run_id))
+    click.echo(f"run {run_id} will resume from its failed entry on the next worker")
+
+
+def _styled(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def main() -> None:
+    cli(prog_name="legato")

@@ -1,0 +1,123 @@
+"""The durable primitives a workflow may use, through the ``ctx`` it receives."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+
+from legato import serde
+from legato.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from legato.engine.execution import Execution
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _seconds(value: timedelta | float | int, what: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        raise ConfigurationError(f"{what} must not be negative, got {value!r}")
+    return seconds
+
+
+class Context:
+    """Handed to every workflow as its first argument.
+
+    Workflow code must be deterministic: everything that differs between executions (time,
+    randomness, I/O) goes through a step or through this object, so replay sees the same values.
+    """
+
+    __slots__ = ("_execution",)
+
+    def __init__(self, execution: Execution) -> None:
+        self._execution = execution
+
+    @property
+    def run_id(self) -> str:
+        return self._execution.run_id
+
+    @property
+    def workflow(self) -> str:
+        return self._execution.workflow.name
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-executes entries the journal already holds."""
+        return self._execution.is_replaying
+
+    async def sleep(self, duration: timedelta | float) -> None:
+        """Wait durably; a long sleep unloads the run and costs nothing while it lasts."""
+        await self._execution.sleep(_seconds(duration, "sleep duration"))
+
+    @overload
+    async def wait_for_event(
+        self, name: str, *, timeout: timedelta | float | None = None, type: None = None
+    ) -> Any: ...
+
+    @overload
+    async def wait_for_event(
+        self, name: str, *, timeout: timedelta | float | None = None, type: type[T]
+    ) -> T: ...
+
+    async def wait_for_event(
+        self,
+        name: str,
+        *,
+        timeout: timedelta | float | None = None,
+        type: type[Any] | None = None,  # noqa: A002 - reads well at the call site
+    ) -> Any:
+        """Wait for an event sent with ``app.send_event(run_id, name, payload)``.
+
+        An event sent before the wait is buffered and returned at once. With ``timeout``,
+        :class:`legato.EventTimeout` is raised when it passes. With ``type``, the payload is
+        validated into that type.
+        """
+        if not name:
+            raise ConfigurationError("an event name must be a non-empty string")
+        seconds = None if timeout is None else _seconds(timeout, "event timeout")
+        payload = await self._execution.wait_for_event(name, seconds)
+        if type is None:
+            return payload
+        return serde.coerce(payload, type, what=f"event {name!r} of run {self.run_id!r}")
+
+    async def child(
+        self,
+        workflow: Callable[Concatenate[Context, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Start a child workflow run and wait for its result (it may run on any worker)."""
+        result: R = await self._execution.child(workflow, args, kwargs)
+        return result
+
+    def now(self) -> datetime:
+        """The current time, recorded on first execution and replayed after."""
+        return self._execution.now()
+
+    def random(self) -> float:
+        """A random float in [0, 1), recorded on first execution and replayed after."""
+        return self._execution.random()
+
+    def uuid(self) -> uuid.UUID:
+        """A random UUID, recorded on first execution and replayed after."""
+        return self._execution.uuid()
+
+    def patched(self, change_id: str) -> bool:
+        """True where new code may run; False in runs that passed here on the old code.
+
+        Wrap a change to a workflow that has runs in flight::
+
+            if ctx.patched("send-sms"):
+                await send_sms(...)
+        """
+        if not change_id:
+            raise ConfigurationError("a patch id must be a non-empty string")
+        return self._execution.patched(change_id)
+
+    def __repr__(self) -> str:
+        return f"<legato.Context run={self.run_id!r} workflow={self.workflow!r}>"

@@ -1,0 +1,1 @@
+"""Runs workflow functions against their journals: replay, steps, retries, waits, serde."""

@@ -1,0 +1,133 @@
+"""What ``@app.workflow`` and ``@app.step`` register: a function plus what the engine needs."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from legato import serde
+from legato.errors import ConfigurationError, SerializationError
+from legato.retry import RetryPolicy
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(eq=False)
+class WorkflowDef:
+    """A registered workflow function ``async def f(ctx, *args, **kwargs)``."""
+
+    name: str
+    fn: Callable[..., Awaitable[Any]]
+    signature: inspect.Signature = field(init=False)
+    hints: dict[str, Any] = field(init=False)
+    code_version: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not inspect.iscoroutinefunction(self.fn):
+            raise ConfigurationError(
+                f"workflow {self.name!r} must be an 'async def' function taking ctx first"
+            )
+        self.signature = inspect.signature(self.fn)
+        if not self.signature.parameters:
+            raise ConfigurationError(
+                f"workflow {self.name!r} must take the legato.Context as its first parameter"
+            )
+        self.hints = serde.type_hints(self.fn)
+        self.code_version = _code_version(self.fn)
+
+    @property
+    def returns(self) -> Any:
+        return self.hints.get("return", Any)
+
+    def encode_input(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        try:
+            self.signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(f"bad arguments for workflow {self.name!r}: {exc}") from None
+        return serde.dumps({"args": list(args), "kwargs": kwargs}, what=f"input of workflow {self.name!r}")
+
+    def decode_input(self, text: str) -> tuple[list[Any], dict[str, Any]]:
+        raw = serde.loads(text)
+        bound = self.signature.bind(None, *raw["args"], **raw["kwargs"])
+        what = f"input of workflow {self.name!r}"
+        for pname, value in list(bound.arguments.items())[1:]:
+            if pname in self.hints and value is not None:
+                param = self.signature.parameters[pname]
+                annotation = self.hints[pname]
+                if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                    annotation = tuple[annotation, ...]
+                elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                    annotation = dict[str, annotation]
+                bound.arguments[pname] = serde.coerce(value, annotation, what=what)
+        return list(bound.args[1:]), dict(bound.kwargs)
+
+
+@dataclass(eq=False)
+class StepDef:
+    """A registered step: a sync or async function whose result is journaled."""
+
+    name: str
+    fn: Callable[..., Any]
+    retry: RetryPolicy
+    timeout: float | None
+    is_async: bool = field(init=False)
+    returns: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.fn)
+        self.returns = serde.type_hints(self.fn).get("return", Any)
+
+
+class Step(Generic[P, R]):
+    """The callable that ``@app.step`` returns.
+
+    Inside a workflow, calling it returns an awaitable whose result is journaled (and replayed).
+    Outside any workflow (or inside another step) it simply runs the function: an async step
+    returns its coroutine, a sync step its result.
+    """
+
+    def __init__(self, definition: StepDef) -> None:
+        self.definition = definition
+        self.__wrapped__ = definition.fn
+        self.__name__ = getattr(definition.fn, "__name__", definition.name)
+        self.__doc__ = definition.fn.__doc__
+
+    @property
+    def fn(self) -> Callable[P, Any]:
+        """The undecorated function."""
+        return self.definition.fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        from legato.engine.execution import current_execution
+
+        execution = current_execution()
+        if execution is None:
+            result: Awaitable[R] = self.definition.fn(*args, **kwargs)
+            return result
+        return execution.step(self.definition, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<legato step {self.definition.name!r}>"
+
+
+def _code_version(fn: Callable[..., Any]) -> str:
+    try:
+        source = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        source = getattr(getattr(fn, "__code__", None), "co_code", b"")
+    return hashlib.sha256(source).hexdigest()[:12]
+
+
+def qualified_name(fn: Callable[..., Any], name: str | None) -> str:
+    if name is not None:
+        if not name or not isinstance(name, str):
+            raise ConfigurationError("a workflow or step name must be a non-empty string")
+        return name
+    return str(getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn))))
+
+
+__all__ = ["SerializationError", "Step", "StepDef", "WorkflowDef", "qualified_name"]

@@ -1,0 +1,545 @@
+"""One loaded run: calls the workflow function and answers its durable operations.
+
+Every durable operation takes the next sequence number *when it is called* (not when it is
+awaited), so ``asyncio.gather`` of several steps numbers them in call order, the same on every
+replay. An operation whose number is already in the journal returns the recorded result; one
+whose kind or name differs from the record is a :class:`NondeterminismError`.
+
+When every operation the workflow is waiting on can be satisfied only from outside (a long
+timer, an event, a child run) and no step is in flight, the run is *parked*: its wait is stored,
+its lease released, and its task unwound. Whatever wakes it later replays it from the top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random as _random
+import uuid as _uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from legato import serde
+from legato.clock import Clock
+from legato.engine.definitions import StepDef, WorkflowDef
+from legato.errors import (
+    ChildFailed,
+    ConfigurationError,
+    EventTimeout,
+    LeaseLost,
+    LegatoError,
+    NondeterminismError,
+    SerializationError,
+    StepFailed,
+    Suspended,
+)
+from legato.store.base import TERMINAL, Entry, RunRecord, Store, Wait
+
+log = logging.getLogger("legato.engine")
+T = TypeVar("T")
+Outcome = Literal["completed", "failed", "parked", "released", "lost"]
+
+_current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "legato_execution", default=None
+)
+_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
+    "legato_step", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """What a running step may know about itself (``legato.current_step()``)."""
+
+    run_id: str
+    workflow: str
+    step: str
+    seq: int
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and replays: hand it to external systems for exactly-once."""
+        return f"{self.run_id}:{self.seq}"
+
+
+def current_execution() -> Execution | None:
+    """The run whose workflow code is executing now, unless we are inside a step."""
+    if _step.get() is not None:
+        return None
+    return _current.get()
+
+
+def current_step() -> StepInfo:
+    """The step being executed; raises outside a step."""
+    info = _step.get()
+    if info is None:
+        raise LegatoError("legato.current_step() is only available inside a running step")
+    return info
+
+
+@dataclass(slots=True)
+class _Parkable:
+    deadline: float | None
+    describe: str
+    event: str | None = None
+    child: str | None = None
+
+
+class Execution:
+    """Drives one run of a workflow, from its journal, until it ends or parks."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        run: RunRecord,
+        workflow: WorkflowDef,
+        workflows: Mapping[str, WorkflowDef],
+        entries: list[Entry],
+        owner: str,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.run = run
+        self.run_id = run.run_id
+        self.workflow = workflow
+        self.workflows = workflows
+        self.owner = owner
+        self.journal = {e.seq: e for e in entries}
+        self.last_recorded = max(self.journal, default=-1)
+        self.next_seq = 0
+        self.draining = False
+        self._fatal: BaseException | None = None
+        self._active = 0  # operations in flight that this process must finish (steps, short waits)
+        self._waits: dict[int, _Parkable] = {}
+        self._activity = 0
+        self._park: asyncio.Future[None] | None = None
+        self._rng = _random.Random()
+
+    # -- driving ------------------------------------------------------------------------
+    async def drive(self) -> Outcome:
+        """Run the workflow from the top until it finishes, parks, or loses its lease."""
+        loop = asyncio.get_running_loop()
+        self._park = loop.create_future()
+        ctx = contextvars.copy_context()
+        ctx.run(_current.set, self)
+        task = loop.create_task(self._call(), context=ctx)
+        try:
+            await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the worker is shutting down hard
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        if not task.done():
+            return await self._suspend(task)
+        return await self._settle(task)
+
+    async def _call(self) -> Any:
+        from legato.context import Context
+
+        args, kwargs = self.workflow.decode_input(self.run.input)
+        return await self.workflow.fn(Context(self), *args, **kwargs)
+
+    async def _settle(self, task: asyncio.Task[Any]) -> Outcome:
+        error = task.exception() if not task.cancelled() else asyncio.CancelledError()
+        if isinstance(self._fatal, LeaseLost) or isinstance(error, LeaseLost):
+            return "lost"
+        if self._fatal is not None:
+            return await self._fail(self._fatal)
+        if isinstance(error, Suspended):
+            return await self._release()
+        if error is not None:
+            return await self._fail(error)
+        unconsumed = [s for s in self.journal if s >= self.next_seq]
+        if unconsumed:
+            first = self.journal[min(unconsumed)]
+            return await self._fail(
+                NondeterminismError(
+                    f"run {self.run_id!r}: recorded {first.kind} {first.name!r} at entry"
+                    f" {first.seq}, now the workflow returned before reaching it"
+                )
+            )
+        try:
+            text = serde.dumps(task.result(), what=f"the result of workflow {self.workflow.name!r}")
+        except SerializationError as exc:
+            return await self._fail(exc)
+        ok = await self.store.finish_run(self.owner, self.run_id, "completed", text, self.clock.now())
+        return "completed" if ok else "lost"
+
+    async def _fail(self, error: BaseException) -> Outcome:
+        text = serde.dumps(serde.error_json(error), what="an error")
+        ok = await self.store.finish_run(self.owner, self.run_id, "failed", text, self.clock.now())
+        if ok:
+            log.info("run %s failed: %s: %s", self.run_id, type(error).__name__, error)
+        return "failed" if ok else "lost"
+
+    async def _release(self) -> Outcome:
+        ok = await self.store.release(self.owner, self.run_id, self.clock.now())
+        return "released" if ok else "lost"
+
+    async def _suspend(self, task: asyncio.Task[Any]) -> Outcome:
+        """Park: store what the run waits for, then unwind its code without recording more."""
+        waits = list(self._waits.values())
+        self.draining = True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if isinstance(self._fatal, LeaseLost):
+            return "lost"
+        deadlines = [w.deadline for w in waits if w.deadline is not None]
+        wait = Wait(
+            wake_at=min(deadlines) if deadlines else None,
+            waiting_on="; ".join(w.describe for w in waits),
+            events=sorted({w.event for w in waits if w.event is not None}),
+            children=sorted({w.child for w in waits if w.child is not None}),
+        )
+        ok = await self.store.park(self.owner, self.run_id, wait, self.clock.now())
+        return "parked" if ok else "lost"
+
+    def stop(self) -> None:
+        """Stop starting new operations; the run is released once in-flight ones finish."""
+        self.draining = True
+        self._poke()
+
+    # -- the journal --------------------------------------------------------------------
+    def _next(self, kind: str, name: str) -> tuple[int, Entry | None]:
+        if self._fatal is not None:
+            raise self._fatal
+        if self.draining:
+            raise Suspended()
+        seq = self.next_seq
+        self.next_seq += 1
+        entry = self.journal.get(seq)
+        if entry is not None and (entry.kind != kind or entry.name != name):
+            self._fatal = NondeterminismError(
+                f"run {self.run_id!r} (workflow {self.workflow.name!r}): recorded {entry.kind}"
+                f" {entry.name!r}, now {kind} {name!r} at entry {seq}. The workflow code changed"
+                " under a run in flight: restore the old order or guard the change with"
+                " ctx.patched(...), then `legato retry` the run"
+            )
+            raise self._fatal
+        return seq, entry
+
+    def _entry(self, seq: int, kind: str, name: str, status: Any, **fields: Any) -> Entry:
+        return Entry(self.run_id, seq, kind, name, status, **fields)
+
+    async def _record(self, entry: Entry) -> None:
+        if not await self.store.record(self.owner, entry):
+            self._lost()
+        self.journal[entry.seq] = entry
+
+    def _record_soon(self, entry: Entry) -> None:
+        """Record without waiting: a later awaited write commits after it, in order."""
+        self.journal[entry.seq] = entry
+        fut = self.store.record(self.owner, entry)
+        task = asyncio.ensure_future(fut)
+        task.add_done_callback(self._check_soon)
+
+    def _check_soon(self, task: asyncio.Future[bool]) -> None:
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self._fatal = self._fatal or LeaseLost()
+            self._poke()
+
+    def _lost(self) -> None:
+        self._fatal = LeaseLost()
+        raise self._fatal
+
+    # -- parking bookkeeping ------------------------------------------------------------
+    def _poke(self) -> None:
+        self._activity += 1
+        if self._waits and self._active == 0:
+            asyncio.get_running_loop().call_soon(self._quiet, self._activity, 3)
+
+    def _quiet(self, seen: int, hops: int) -> None:
+        """Park once nothing but parkable waits has been pending for a few loop turns."""
+        if self._park is None or self._park.done() or self._active or not self._waits:
+            return
+        if seen != self._activity:
+            return  # something happened since; whoever did it scheduled a newer check
+        if hops:
+            asyncio.get_running_loop().call_soon(self._quiet, seen, hops - 1)
+        else:
+            self._park.set_result(None)
+
+    async def _parkable(self, seq: int, wait: _Parkable, until: Awaitable[T]) -> T:
+        """Await ``until`` while allowing the run to be parked instead."""
+        self._waits[seq] = wait
+        self._poke()
+        try:
+            return await until
+        finally:
+            del self._waits[seq]
+            self._activity += 1
+
+    async def _until(self, seq: int, deadline: float, describe: str) -> None:
+        """Wait until ``deadline``: in memory if it is close, else parked."""
+        remaining = deadline - self.clock.now()
+        if remaining <= 0:
+            return
+        if remaining <= self.clock.park_after:
+            self._active += 1
+            try:
+                await self.clock.sleep(remaining)
+            finally:
+                self._active -= 1
+                self._poke()
+            return
+        await self._parkable(seq, _Parkable(deadline, describe), self.clock.sleep(remaining))
+
+    # -- steps --------------------------------------------------------------------------
+    def step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        seq, entry = self._next("step", step.name)
+        return self._step(seq, entry, step, args, kwargs)
+
+    async def _step(
+        self,
+        seq: int,
+        entry: Entry | None,
+        step: StepDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        what = f"step {step.name!r} of workflow {self.workflow.name!r}"
+        attempt = 1
+        if entry is not None:
+            if entry.status == "completed":
+                return serde.decode(entry.output, step.returns, what=f"the result of {what}")
+            if entry.status == "failed":
+                raise _step_failed(step.name, entry)
+            attempt = entry.attempts + 1
+            if entry.wake_at is not None:
+                await self._until(seq, entry.wake_at, f"retry of step {step.name!r}")
+        policy = step.retry
+        while True:
+            started = self.clock.now()
+            self._active += 1
+            try:
+                result = await self._invoke(step, seq, attempt, args, kwargs)
+                text = serde.dumps(result, what=f"the result of {what}")
+            except (Suspended, LeaseLost, asyncio.CancelledError):
+                raise
+            except SerializationError as exc:
+                await self._record_failure(seq, step.name, exc, attempt, started)
+                raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
+            except Exception as exc:
+                if not policy.is_retryable(exc) or attempt >= policy.max_attempts:
+                    await self._record_failure(seq, step.name, exc, attempt, started)
+                    raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
+                delay = policy.delay(attempt, self._rng)
+                now = self.clock.now()
+                log.info("step %s of run %s failed (attempt %d), retrying in %.3gs: %s",
+                         step.name, self.run_id, attempt, delay, exc)
+                await self._record(
+                    self._entry(
+                        seq, "step", step.name, "retrying",
+                        error=serde.dumps(serde.error_json(exc), what="an error"),
+                        attempts=attempt, started_at=started, finished_at=now, wake_at=now + delay,
+                    )
+                )
+            else:
+                await self._record(
+                    self._entry(
+                        seq, "step", step.name, "completed", output=text, attempts=attempt,
+                        started_at=started, finished_at=self.clock.now(),
+                    )
+                )
+                return serde.roundtrip(result, text, step.returns, what=f"the result of {what}")
+            finally:
+                self._active -= 1
+                self._poke()
+            attempt += 1
+            await self._until(seq, now + delay, f"retry of step {step.name!r}")
+            if self.draining:
+                raise Suspended()
+
+    async def _invoke(
+        self, step: StepDef, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        token = _step.set(StepInfo(self.run_id, self.workflow.name, step.name, seq, attempt))
+        try:
+            call: Awaitable[Any]
+            if step.is_async:
+                call = step.fn(*args, **kwargs)
+            else:
+                call = asyncio.to_thread(step.fn, *args, **kwargs)
+            if step.timeout is not None:
+                try:
+                    return await asyncio.wait_for(call, step.timeout)
+                except TimeoutError:
+                    raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g}s") from None
+            return await call
+        finally:
+            _step.reset(token)
+
+    async def _record_failure(
+        self, seq: int, name: str, error: BaseException, attempt: int, started: float
+    ) -> None:
+        await self._record(
+            self._entry(
+                seq, "step", name, "failed", error=serde.dumps(serde.error_json(error), what="an error"),
+                attempts=attempt, started_at=started, finished_at=self.clock.now(),
+            )
+        )
+
+    # -- timers and events --------------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        seq, entry = self._next("sleep", "sleep")
+        if entry is not None and entry.status == "completed":
+            return
+        if entry is None:
+            now = self.clock.now()
+            entry = self._entry(
+                seq, "sleep", "sleep", "waiting", input=repr(seconds), started_at=now,
+                wake_at=now + seconds,
+            )
+            if seconds > self.clock.park_after:  # the deadline must survive the unload
+                await self._record(entry)
+        assert entry.wake_at is not None
+        await self._until(seq, entry.wake_at, f"sleep until {_iso(entry.wake_at)}")
+        entry.status, entry.finished_at = "completed", self.clock.now()
+        self._record_soon(entry)
+
+    async def wait_for_event(self, name: str, timeout: float | None) -> Any:
+        seq, entry = self._next("event", name)
+        if entry is not None and entry.status == "completed":
+            return serde.loads(entry.output)
+        if entry is not None and entry.status == "failed":
+            raise EventTimeout(name, float(entry.input or 0))
+        now = self.clock.now()
+        if entry is None:
+            entry = self._entry(
+                seq, "event", name, "waiting", input=repr(timeout or 0), started_at=now,
+                wake_at=None if timeout is None else now + timeout,
+            )
+        while True:
+            taken = self._entry(
+                seq, "event", name, "completed", input=entry.input, started_at=entry.started_at,
+                finished_at=self.clock.now(),
+            )
+            payload = await self.store.consume_event(self.owner, taken)
+            if payload is not None:
+                self.journal[seq] = taken
+                return serde.loads(payload)
+            if entry.wake_at is not None and self.clock.now() >= entry.wake_at:
+                entry.status, entry.finished_at = "failed", self.clock.now()
+                entry.error = serde.dumps(
+                    serde.error_json(EventTimeout(name, timeout or 0), with_traceback=False),
+                    what="an error",
+                )
+                await self._record(entry)
+                raise EventTimeout(name, float(entry.input or 0))
+            if seq not in self.journal:
+                await self._record(entry)
+            describe = f"event {name!r}" + (
+                f" until {_iso(entry.wake_at)}" if entry.wake_at is not None else ""
+            )
+            remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
+            await self._parkable(
+                seq,
+                _Parkable(entry.wake_at, describe, event=name),
+                self.clock.sleep(remaining) if remaining is not None else _forever(),
+            )
+
+    # -- child runs ---------------------------------------------------------------------
+    async def child(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        definition = getattr(fn, "__legato_workflow__", None)
+        if not isinstance(definition, WorkflowDef):
+            raise ConfigurationError(f"ctx.child() needs a workflow, got {fn!r}")
+        if self.workflows.get(definition.name) is not definition:
+            raise ConfigurationError(
+                f"child workflow {definition.name!r} is not registered with this app"
+            )
+        seq, entry = self._next("child", definition.name)
+        child_id = f"{self.run_id}:{seq}"
+        if entry is None:
+            now = self.clock.now()
+            entry = self._entry(seq, "child", definition.name, "waiting", input=child_id, started_at=now)
+            child = RunRecord(
+                run_id=child_id, workflow=definition.name, status="pending",
+                input=definition.encode_input(args, kwargs), parent_run_id=self.run_id,
+                parent_seq=seq, code_version=definition.code_version, wake_at=now,
+                created_at=now, updated_at=now,
+            )
+            if not await self.store.start_child(self.owner, entry, child):
+                self._lost()
+            self.journal[seq] = entry
+        elif entry.status == "completed":
+            return serde.decode(entry.output, definition.returns, what=f"child run {child_id!r}")
+        elif entry.status == "failed":
+            err = serde.loads(entry.error) or {}
+            raise ChildFailed(child_id, err.get("status", "failed"), err.get("type"), err.get("message", ""))
+        while True:
+            run = await self.store.get_run(child_id)
+            if run is not None and run.status in TERMINAL:
+                return await self._child_done(seq, entry, run, definition)
+            await self._parkable(
+                seq, _Parkable(None, f"child run {child_id!r}", child=child_id), _forever()
+            )
+
+    async def _child_done(self, seq: int, entry: Entry, run: RunRecord, definition: WorkflowDef) -> Any:
+        entry.finished_at = self.clock.now()
+        if run.status == "completed":
+            entry.status, entry.output = "completed", run.output
+            await self._record(entry)
+            return serde.decode(run.output, definition.returns, what=f"child run {run.run_id!r}")
+        err = serde.loads(run.error) or {"message": "cancelled"}
+        err["status"] = run.status
+        entry.status, entry.error = "failed", serde.dumps(err, what="an error")
+        await self._record(entry)
+        raise ChildFailed(run.run_id, run.status, err.get("type"), err.get("message", ""))
+
+    # -- recorded values ----------------------------------------------------------------
+    def value(self, kind: str, make: Callable[[], str]) -> str:
+        """A value recorded on first execution and replayed after (now, random, uuid)."""
+        seq, entry = self._next(kind, kind)
+        if entry is not None:
+            return entry.output or ""
+        text = make()
+        self._record_soon(self._entry(seq, kind, kind, "completed", output=text))
+        return text
+
+    def now(self) -> datetime:
+        text = self.value("now", lambda: repr(self.clock.now()))
+        return datetime.fromtimestamp(float(text), tz=UTC)
+
+    def random(self) -> float:
+        return float(self.value("random", lambda: repr(self._rng.random())))
+
+    def uuid(self) -> _uuid.UUID:
+        return _uuid.UUID(self.value("uuid", lambda: str(_uuid.uuid4())))
+
+    def patched(self, change_id: str) -> bool:
+        if self._fatal is not None:
+            raise self._fatal
+        entry = self.journal.get(self.next_seq)
+        if entry is not None and entry.kind == "patch" and entry.name == change_id:
+            self.next_seq += 1
+            return True
+        if self.next_seq <= self.last_recorded:
+            return False  # this run got here on the old code, which had no such change
+        seq, _ = self._next("patch", change_id)
+        self._record_soon(self._entry(seq, "patch", change_id, "completed"))
+        return True
+
+    @property
+    def is_replaying(self) -> bool:
+        return self.next_seq <= self.last_recorded
+
+
+def _step_failed(name: str, entry: Entry) -> StepFailed:
+    err = serde.loads(entry.error) or {}
+    return StepFailed(name, err.get("type", "Error"), err.get("message", ""), entry.attempts)
+
+
+async def _forever() -> None:
+    await asyncio.get_running_loop().create_future()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")

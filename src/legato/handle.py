@@ -1,0 +1,77 @@
+"""RunHandle: a reference to one run, to ask for its status and wait for its result."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from legato import serde
+from legato.errors import ResultTimeout, RunCancelled, RunFailed
+from legato.store.base import TERMINAL, RunRecord
+
+if TYPE_CHECKING:
+    from legato.app import App
+    from legato.engine.definitions import WorkflowDef
+
+R = TypeVar("R")
+
+
+class RunHandle(Generic[R]):
+    """Returned by ``app.start``; valid in any process that opens the same database."""
+
+    def __init__(self, app: App, run_id: str, workflow: WorkflowDef | None) -> None:
+        self.app = app
+        self.run_id = run_id
+        self._workflow = workflow
+
+    def __repr__(self) -> str:
+        return f"<legato.RunHandle {self.run_id!r}>"
+
+    async def describe_async(self) -> RunRecord:
+        """The stored run: status, timestamps, output or error."""
+        return await (await self.app.ops_async()).get_run(self.run_id)
+
+    def describe(self) -> RunRecord:
+        return self.app._sync(self.describe_async())
+
+    async def status_async(self) -> str:
+        return (await self.describe_async()).status
+
+    def status(self) -> str:
+        """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``."""
+        return self.app._sync(self.status_async())
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """Wait for the run to end; return its result or raise RunFailed / RunCancelled.
+
+        Someone must be executing the run: a worker process, ``app.run`` or
+        ``app.run_until_idle``. ``timeout`` (seconds) raises :class:`legato.ResultTimeout`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.005
+        while True:
+            run = await self.describe_async()
+            if run.status in TERMINAL:
+                return self._outcome(run)
+            if deadline is not None and loop.time() >= deadline:
+                raise ResultTimeout(
+                    f"run {self.run_id!r} is still {run.status} after {timeout:g}s"
+                )
+            pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, 0.25)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait for the run to end; return its result or raise RunFailed / RunCancelled."""
+        return self.app._sync(self.result_async(timeout))
+
+    def _outcome(self, run: RunRecord) -> R:
+        if run.status == "failed":
+            raise RunFailed.from_error(run.run_id, run.workflow, serde.loads(run.error) or {})
+        if run.status == "cancelled":
+            raise RunCancelled(run.run_id)
+        workflow = self._workflow or self.app.workflows.get(run.workflow)
+        annotation: Any = workflow.returns if workflow is not None else Any
+        result: R = serde.decode(run.output, annotation, what=f"the result of run {run.run_id!r}")
+        return result

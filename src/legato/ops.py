@@ -1,0 +1,151 @@
+"""The operations layer: what every front end (Python API, CLI, later REST) may do to runs.
+
+Front ends call these functions and never touch SQL. Everything here validates its input and
+raises a :class:`legato.LegatoError` that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from legato import serde
+from legato.clock import Clock
+from legato.engine.definitions import WorkflowDef
+from legato.errors import ConfigurationError, RunConflict, UnknownRun
+from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store
+
+_RUN_ID = re.compile(r"^[\w.:@/+=-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of ``legato show``."""
+
+    seq: int
+    kind: str
+    name: str
+    status: str
+    attempts: int
+    duration: float | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    run: RunRecord
+    entries: list[TimelineEntry]
+
+
+class Operations:
+    """Run-level operations on one store."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def start(
+        self,
+        workflow: WorkflowDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """Create a run (or return the existing one with that id); True when created."""
+        if run_id is None:
+            import uuid
+
+            run_id = uuid.uuid4().hex
+        elif not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise ConfigurationError(
+                f"bad run id {run_id!r}: use 1-200 letters, digits or . : @ / + = - _"
+            )
+        text = workflow.encode_input(args, kwargs)
+        now = self.clock.now()
+        run, created = await self.store.create_run(
+            RunRecord(
+                run_id=run_id, workflow=workflow.name, status="pending", input=text,
+                code_version=workflow.code_version, wake_at=now, created_at=now, updated_at=now,
+            )
+        )
+        if not created and run.workflow != workflow.name:
+            raise RunConflict(
+                f"run id {run_id!r} already belongs to workflow {run.workflow!r}, not"
+                f" {workflow.name!r}; choose another run id"
+            )
+        return run, created
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise UnknownRun(f"no run {run_id!r} in {self.store.url}")
+        return run
+
+    async def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        if status is not None and status not in RUN_STATUSES:
+            raise ConfigurationError(
+                f"unknown status {status!r}; expected one of {', '.join(RUN_STATUSES)}"
+            )
+        if limit < 1:
+            raise ConfigurationError(f"limit must be at least 1, got {limit}")
+        return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+
+    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("an event name must be a non-empty string")
+        text = serde.dumps(payload, what=f"the payload of event {name!r}")
+        await self.store.send_event(run_id, name, text, self.clock.now())
+
+    async def send_event_json(self, run_id: str, name: str, data: str) -> None:
+        """Send an event whose payload is JSON text (from the CLI or a webhook)."""
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"event data is not valid JSON: {exc}") from None
+        await self.send_event(run_id, name, payload)
+
+    async def cancel(self, run_id: str) -> RunRecord:
+        return await self.store.cancel_run(run_id, self.clock.now())
+
+    async def retry(self, run_id: str) -> RunRecord:
+        return await self.store.retry_run(run_id, self.clock.now())
+
+    async def timeline(self, run_id: str) -> Timeline:
+        run = await self.get_run(run_id)
+        entries = await self.store.load_entries(run_id)
+        return Timeline(run, [_line(e) for e in entries])
+
+
+def _line(e: Entry) -> TimelineEntry:
+    duration = None
+    if e.started_at is not None and e.finished_at is not None:
+        duration = max(0.0, e.finished_at - e.started_at)
+    return TimelineEntry(e.seq, e.kind, e.name, e.status, e.attempts, duration, summarize(e))
+
+
+def summarize(e: Entry, width: int = 80) -> str:
+    """A short human description of what an entry holds."""
+    if e.error:
+        err = serde.loads(e.error) or {}
+        text = f"{err.get('type', 'Error')}: {err.get('message', '')}"
+    elif e.kind == "sleep" and e.wake_at is not None and e.status == "waiting":
+        text = f"until {_iso(e.wake_at)}"
+    elif e.kind == "event" and e.status == "waiting":
+        text = "waiting" + (f" until {_iso(e.wake_at)}" if e.wake_at else "")
+    elif e.kind == "child":
+        text = f"run {e.input}" + (f" -> {e.output}" if e.output else "")
+    elif e.status == "retrying" and e.wake_at is not None:
+        text = f"retry at {_iso(e.wake_at)}"
+    else:
+        text = e.output if e.output is not None else ""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")

@@ -1,0 +1,42 @@
+"""Persistence: the :class:`Store` protocol and the backends behind it."""
+
+from __future__ import annotations
+
+from legato.errors import ConfigurationError
+from legato.store.base import (
+    TERMINAL,
+    Entry,
+    RunRecord,
+    Store,
+    Wait,
+    WorkerRecord,
+)
+
+DEFAULT_URL = "sqlite:///./legato.db"
+
+
+def open_store(url: str, *, durability: str = "normal") -> Store:
+    """Open (creating and migrating if needed) the store at ``url``."""
+    if url.startswith("sqlite://"):
+        from legato.store.sqlite import SQLiteStore
+
+        return SQLiteStore.open(url, durability)  # type: ignore[arg-type]
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(
+            "PostgreSQL is not supported by this version of legato yet; use a sqlite:/// URL"
+        )
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: expected sqlite:///path/to/file.db"
+    )
+
+
+__all__ = [
+    "DEFAULT_URL",
+    "TERMINAL",
+    "Entry",
+    "RunRecord",
+    "Store",
+    "Wait",
+    "WorkerRecord",
+    "open_store",
+]

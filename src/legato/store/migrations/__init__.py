@@ -1,0 +1,92 @@
+"""Numbered SQL migrations, one folder per dialect, applied in order and recorded."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from importlib import resources
+
+from legato.errors import StoreError
+
+LEGATO_APPLICATION_ID = 1279608641  # 'LEGA' in the SQLite header's application_id field
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every migration shipped for ``dialect``, in order."""
+    folder = resources.files(__package__).joinpath(dialect)
+    found = []
+    for item in folder.iterdir():
+        match = _NAME.match(item.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), item.read_text()))
+    return sorted(found)
+
+
+def _statements(sql: str) -> list[str]:
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf)
+            buf = ""
+    if buf.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()
+    ):
+        raise StoreError("migration ends with an incomplete SQL statement")
+    return out
+
+
+def check_legato_file(conn: sqlite3.Connection, path: str) -> None:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == LEGATO_APPLICATION_ID:
+        return
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if app_id == 0 and not tables:
+        return  # a new, empty file: ours to set up
+    shown = ", ".join(tables[:5]) + (" ..." if len(tables) > 5 else "")
+    raise StoreError(
+        f"{path!r} is a SQLite database that legato did not create"
+        f" (application_id {app_id}, tables: {shown or 'none'}); refusing to change it."
+        " Point LEGATO_DATABASE_URL at a new file"
+    )
+
+
+def apply_sqlite_migrations(conn: sqlite3.Connection, path: str) -> int:
+    """Apply every missing migration; return the schema version. Safe to race."""
+    known = migrations("sqlite")
+    latest = known[-1][0]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        check_legato_file(conn, path)
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legato_migrations'"
+        ).fetchone()
+        applied = (
+            {r[0] for r in conn.execute("SELECT version FROM legato_migrations")}
+            if has_table
+            else set()
+        )
+        newest = max(applied, default=0)
+        if newest > latest:
+            raise StoreError(
+                f"{path!r} has schema version {newest}, newer than this legato knows ({latest});"
+                " upgrade legato"
+            )
+        for version, name, sql in known:
+            if version in applied:
+                continue
+            for statement in _statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO legato_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, time.time()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return latest

@@ -1,0 +1,222 @@
+"""Workers: claim runnable runs with a lease, drive them, keep leases alive, recover the dead.
+
+A run is claimable when its ``wake_at`` has passed: new runs at once, parked runs when their
+timer fires or an event arrives, and running runs when their owner's lease has expired. A
+worker that finds another worker of the same host whose process is gone releases that worker's
+runs at once instead of waiting for the lease, so a restart after a crash resumes immediately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+
+from legato.clock import Clock
+from legato.engine.definitions import WorkflowDef
+from legato.engine.execution import Execution, Outcome
+from legato.store.base import RunRecord, Store, WorkerRecord
+
+log = logging.getLogger("legato.worker")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with ``pid`` exists (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+class Worker:
+    """Executes runs of the given workflows from one store until stopped."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        workflows: Mapping[str, WorkflowDef],
+        concurrency: int = 100,
+        lease: float = 30.0,
+        poll_interval: float = 0.2,
+        grace: float = 10.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.store = store
+        self.clock = clock
+        self.workflows = workflows
+        self.names = sorted(workflows)
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self.hostname = socket.gethostname()
+        self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.executions: dict[str, Execution] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self.completed = 0
+
+    def notify(self) -> None:
+        """Look for work now (called on this worker's loop)."""
+        self._wake.set()
+
+    @property
+    def loaded(self) -> int:
+        """Runs held in memory right now."""
+        return len(self._tasks)
+
+    async def run(
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        exit_when: Callable[[], Awaitable[bool]] | None = None,
+        exit_when_idle: bool = False,
+        skip_until: float | None = None,
+    ) -> None:
+        """Work until ``stop`` is set, ``exit_when()`` is true, or (optionally) idle.
+
+        With a time-skipping clock, an idle worker moves the clock to the next timer, but not
+        past ``skip_until`` when that is given.
+        """
+        now = self.clock.now()
+        await self.store.register_worker(
+            WorkerRecord(self.worker_id, self.hostname, os.getpid(), now, now)
+        )
+        await self.recover()
+        keepalive = asyncio.create_task(self._keepalive())
+        stopper = asyncio.create_task(stop.wait()) if stop is not None else None
+        if stopper is not None:
+            stopper.add_done_callback(lambda _: self._wake.set())
+        try:
+            while not (stop is not None and stop.is_set()):
+                self._wake.clear()
+                claimed = await self._claim()
+                if exit_when is not None and await exit_when():
+                    break
+                if claimed:
+                    await asyncio.sleep(0)
+                    continue
+                if self._tasks:
+                    await self._sleep(self.poll_interval)
+                    continue
+                next_wake = await self.store.next_wake_at(self.names)
+                if (
+                    self.clock.skips_time
+                    and next_wake is not None
+                    and (skip_until is None or next_wake <= skip_until)
+                ):
+                    self.clock.advance_to(next_wake)
+                    continue
+                if exit_when_idle:
+                    break
+                timeout = self.poll_interval
+                if next_wake is not None:
+                    timeout = min(timeout, max(0.0, next_wake - self.clock.now()))
+                await self._sleep(timeout)
+        finally:
+            keepalive.cancel()
+            if stopper is not None:
+                stopper.cancel()
+            await self._shutdown()
+
+    async def _sleep(self, timeout: float) -> None:
+        if self._wake.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _claim(self) -> int:
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        runs = await self.store.claim(
+            self.worker_id, self.names, self.clock.now(), self.lease, free
+        )
+        for run in runs:
+            self._tasks[run.run_id] = asyncio.create_task(self._execute(run))
+        return len(runs)
+
+    async def _execute(self, run: RunRecord) -> None:
+        outcome: Outcome | None = None
+        try:
+            entries = await self.store.load_entries(run.run_id)
+            execution = Execution(
+                store=self.store,
+                clock=self.clock,
+                run=run,
+                workflow=self.workflows[run.workflow],
+                workflows=self.workflows,
+                entries=entries,
+                owner=self.worker_id,
+            )
+            self.executions[run.run_id] = execution
+            outcome = await execution.drive()
+            if outcome in ("completed", "failed"):
+                self.completed += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s could not execute run %s; releasing it",
+                          self.worker_id, run.run_id)
+            await self.store.release(self.worker_id, run.run_id, self.clock.now())
+        finally:
+            self.executions.pop(run.run_id, None)
+            self._tasks.pop(run.run_id, None)
+            self._wake.set()
+        log.debug("run %s: %s", run.run_id, outcome)
+
+    async def _keepalive(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.store.heartbeat(self.worker_id, self.clock.now(), self.lease)
+                beats += 1
+                if beats % 3 == 0:
+                    await self.recover()
+            except Exception:  # the database may be briefly unavailable; keep trying
+                log.exception("worker %s: heartbeat failed", self.worker_id)
+
+    async def recover(self) -> int:
+        """Release the runs of workers that are gone; return how many workers were gone."""
+        now = self.clock.now()
+        gone = 0
+        for worker in await self.store.list_workers():
+            if worker.worker_id == self.worker_id:
+                continue
+            same_host_dead = worker.hostname == self.hostname and not pid_alive(worker.pid)
+            silent = now - worker.heartbeat_at > 10 * self.lease
+            if same_host_dead or silent:
+                log.info("worker %s is gone; its runs are claimable now", worker.worker_id)
+                await self.store.deregister_worker(worker.worker_id, now)
+                gone += 1
+        if gone:
+            self._wake.set()
+        return gone
+
+    async def _shutdown(self) -> None:
+        for execution in list(self.executions.values()):
+            execution.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks.values()), timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # Runs still leased to us (hard-cancelled ones) become claimable at once.
+        await self.store.deregister_worker(self.worker_id, self.clock.now())
