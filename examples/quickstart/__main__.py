@@ -16,7 +16,9 @@ from .flows import Order, app, fulfil_order
 def main() -> None:
     # The demo skips time so the one-day sleep takes no time; in production it is the system clock.
     app.clock = TimeSkippingClock()
-    order = Order(order_id=uuid.uuid4().hex[:8], item="espresso-machine", quantity=1, amount_cents=34900)
+    order = Order(
+        order_id=uuid.uuid4().hex[:8], item="espresso-machine", quantity=1, amount_cents=34900
+    )
     run = app.start(fulfil_order, order, run_id=f"order-{order.order_id}")
     print(f"started run {run.run_id} on {app.database_url}")
 

@@ -17,7 +17,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from legato.clock import Clock, SystemClock
 from legato.context import Context
-from legato.engine.definitions import Step, StepDef, WorkflowDef, qualified_name
+from legato.engine.definitions import (
+    Step,
+    StepDecorator,
+    StepDef,
+    WorkflowDef,
+    qualified_name,
+)
 from legato.errors import ConfigurationError, UnknownWorkflow
 from legato.handle import RunHandle
 from legato.ops import Operations
@@ -76,9 +82,7 @@ class App:
         return f"<legato.App {self.name!r} database={self.database_url!r}>"
 
     # -- registration -------------------------------------------------------------------
-    def workflow(
-        self, name: str | None = None
-    ) -> Callable[[WorkflowFn[P, R]], WorkflowFn[P, R]]:
+    def workflow(self, name: str | None = None) -> Callable[[WorkflowFn[P, R]], WorkflowFn[P, R]]:
         """Register ``async def f(ctx: legato.Context, ...)`` as a durable workflow."""
 
         def register(fn: WorkflowFn[P, R]) -> WorkflowFn[P, R]:
@@ -101,11 +105,13 @@ class App:
     @overload
     def step(
         self,
+        fn: None = None,
+        /,
         *,
         name: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: timedelta | float | None = None,
-    ) -> Callable[[Callable[P, Awaitable[R] | R]], Step[P, R]]: ...
+    ) -> StepDecorator: ...
 
     def step(
         self,
@@ -145,7 +151,9 @@ class App:
                 )
             return found
         definition = getattr(workflow, "__legato_workflow__", None)
-        if not isinstance(definition, WorkflowDef) or self.workflows.get(definition.name) is not definition:
+        if isinstance(definition, WorkflowDef):
+            definition = self.workflows.get(definition.name)
+        if definition is None or definition.fn is not workflow:
             raise UnknownWorkflow(
                 f"{getattr(workflow, '__qualname__', workflow)!r} is not a workflow of app"
                 f" {self.name!r}; decorate it with @app.workflow()"
@@ -210,7 +218,11 @@ class App:
         return RunHandle(self, run_id, None)
 
     async def run_async(
-        self, workflow: WorkflowFn[..., R] | str, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowFn[..., R] | str,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
     ) -> R:
         """Start a run and drive it to its end in this process; return its result."""
         handle = await self.start_async(workflow, *args, run_id=run_id, **kwargs)
@@ -223,7 +235,11 @@ class App:
         return await handle.result_async()
 
     def run(
-        self, workflow: WorkflowFn[..., R] | str, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: WorkflowFn[..., R] | str,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
     ) -> R:
         """Start a run and drive it to its end in this process; return its result."""
         return self._sync(self.run_async(workflow, *args, run_id=run_id, **kwargs))
@@ -271,8 +287,11 @@ class App:
             raise ConfigurationError(f"app {self.name!r} has no workflows to run")
         runtime = await self._rt()
         worker = Worker(
-            store=runtime.store, clock=self.clock, workflows=self.workflows,
-            concurrency=concurrency, **options,
+            store=runtime.store,
+            clock=self.clock,
+            workflows=self.workflows,
+            concurrency=concurrency,
+            **options,
         )
         runtime.workers.add(worker)
         try:

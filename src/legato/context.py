@@ -69,7 +69,7 @@ class Context:
         name: str,
         *,
         timeout: timedelta | float | None = None,
-        type: type[Any] | None = None,  # noqa: A002 - reads well at the call site
+        type: type[Any] | None = None,
     ) -> Any:
         """Wait for an event sent with ``app.send_event(run_id, name, payload)``.
 

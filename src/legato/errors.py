@@ -151,7 +151,7 @@ class ResultTimeout(LegatoError):
 # -- control-flow signals (never seen by users) -------------------------------------------
 
 
-class _Signal(BaseException):  # noqa: N818 - internal signals are not errors
+class _Signal(BaseException):
     """Unwinds workflow code; user ``except Exception`` blocks cannot catch it."""
 
 

@@ -55,9 +55,7 @@ class RunHandle(Generic[R]):
             if run.status in TERMINAL:
                 return self._outcome(run)
             if deadline is not None and loop.time() >= deadline:
-                raise ResultTimeout(
-                    f"run {self.run_id!r} is still {run.status} after {timeout:g}s"
-                )
+                raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {timeout:g}s")
             pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
             await asyncio.sleep(pause)
             delay = min(delay * 2, 0.25)

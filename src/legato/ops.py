@@ -66,8 +66,14 @@ class Operations:
         now = self.clock.now()
         run, created = await self.store.create_run(
             RunRecord(
-                run_id=run_id, workflow=workflow.name, status="pending", input=text,
-                code_version=workflow.code_version, wake_at=now, created_at=now, updated_at=now,
+                run_id=run_id,
+                workflow=workflow.name,
+                status="pending",
+                input=text,
+                code_version=workflow.code_version,
+                wake_at=now,
+                created_at=now,
+                updated_at=now,
             )
         )
         if not created and run.workflow != workflow.name:

@@ -28,7 +28,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigurationError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+            raise ConfigurationError(
+                f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}"
+            )
         if self.multiplier < 1:
             raise ConfigurationError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier}")
         if self.initial < timedelta(0) or self.max_delay < timedelta(0):

@@ -9,6 +9,7 @@ runs at once instead of waiting for the lease, so a restart after a crash resume
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -136,10 +137,8 @@ class Worker:
     async def _sleep(self, timeout: float) -> None:
         if self._wake.is_set():
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
 
     async def _claim(self) -> int:
         free = self.concurrency - len(self._tasks)
@@ -172,8 +171,9 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("worker %s could not execute run %s; releasing it",
-                          self.worker_id, run.run_id)
+            log.exception(
+                "worker %s could not execute run %s; releasing it", self.worker_id, run.run_id
+            )
             await self.store.release(self.worker_id, run.run_id, self.clock.now())
         finally:
             self.executions.pop(run.run_id, None)

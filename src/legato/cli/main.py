@@ -39,7 +39,9 @@ def load_app(target: str) -> App:
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise ConfigurationError(f"expected MODULE:APP (for example myproject.flows:app), got {target!r}")
+        raise ConfigurationError(
+            f"expected MODULE:APP (for example myproject.flows:app), got {target!r}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -87,8 +89,13 @@ class _Group(click.Group):
     default=None,
     help="Database URL [env LEGATO_DATABASE_URL; default sqlite:///./legato.db].",
 )
-@click.option("--app", "app_target", default=None, metavar="MODULE:APP",
-              help="Take the database URL from this app.")
+@click.option(
+    "--app",
+    "app_target",
+    default=None,
+    metavar="MODULE:APP",
+    help="Take the database URL from this app.",
+)
 @click.version_option(package_name="legato")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, app_target: str | None) -> None:
@@ -106,8 +113,16 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
 @click.option("--concurrency", "-c", default=100, show_default=True, help="Runs held at once.")
 @click.option("--lease", default=30.0, show_default=True, help="Lease length in seconds.")
 @click.option("--poll", default=0.2, show_default=True, help="Seconds between database polls.")
+@click.option(
+    "--grace",
+    default=10.0,
+    show_default=True,
+    help="On SIGINT/SIGTERM, seconds to let running steps finish before releasing runs.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
-def worker(target: str, concurrency: int, lease: float, poll: float, log_level: str) -> None:
+def worker(
+    target: str, concurrency: int, lease: float, poll: float, grace: float, log_level: str
+) -> None:
     """Execute runs of the app's workflows until SIGINT or SIGTERM."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -118,7 +133,7 @@ def worker(target: str, concurrency: int, lease: float, poll: float, log_level: 
         f" database {app.database_url}, concurrency {concurrency}",
         err=True,
     )
-    app.worker(concurrency=concurrency, lease=lease, poll_interval=poll)
+    app.worker(concurrency=concurrency, lease=lease, poll_interval=poll, grace=grace)
 
 
 @cli.command()
@@ -127,16 +142,25 @@ def worker(target: str, concurrency: int, lease: float, poll: float, log_level: 
 @click.option("--limit", "-n", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context
-def runs(ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool) -> None:
+def runs(
+    ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
+) -> None:
     """List runs, newest first."""
     found = _run(ctx, lambda ops: ops.list_runs(status=status, workflow=workflow, limit=limit))
     if as_json:
         for r in found:
-            click.echo(json.dumps({
-                "run_id": r.run_id, "workflow": r.workflow, "status": r.status,
-                "created_at": r.created_at, "finished_at": r.finished_at,
-                "waiting_on": r.waiting_on,
-            }))
+            click.echo(
+                json.dumps(
+                    {
+                        "run_id": r.run_id,
+                        "workflow": r.workflow,
+                        "status": r.status,
+                        "created_at": r.created_at,
+                        "finished_at": r.finished_at,
+                        "waiting_on": r.waiting_on,
+                    }
+                )
+            )
         return
     from rich.console import Console
     from rich.table import Table
@@ -150,7 +174,12 @@ def runs(ctx: click.Context, status: str | None, workflow: str | None, limit: in
             err = json.loads(r.error)
             detail = f"{err.get('type')}: {err.get('message', '')}"[:80]
         table.add_row(
-            r.run_id, r.workflow, _styled(r.status), _time(r.created_at), _time(r.updated_at), detail
+            r.run_id,
+            r.workflow,
+            _styled(r.status),
+            _time(r.created_at),
+            _time(r.updated_at),
+            detail,
         )
     console = Console()
     if not found:
@@ -171,8 +200,10 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
 
     run = timeline.run
     console = Console()
-    console.print(f"[bold]run[/bold] {run.run_id}   [bold]workflow[/bold] {run.workflow}"
-                  f"   [bold]status[/bold] {_styled(run.status)}")
+    console.print(
+        f"[bold]run[/bold] {run.run_id}   [bold]workflow[/bold] {run.workflow}"
+        f"   [bold]status[/bold] {_styled(run.status)}"
+    )
     console.print(f"created {_time(run.created_at)}   updated {_time(run.updated_at)}")
     console.print(f"code version {run.code_version or '-'}")
     if run.parent_run_id:
@@ -184,8 +215,13 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
         table.add_column(col, overflow="fold")
     for e in timeline.entries:
         table.add_row(
-            str(e.seq), e.kind, e.name, _styled(e.status), str(e.attempts),
-            "-" if e.duration is None else _duration(e.duration), e.summary,
+            str(e.seq),
+            e.kind,
+            e.name,
+            _styled(e.status),
+            str(e.attempts),
+            "-" if e.duration is None else _duration(e.duration),
+            e.summary,
         )
     if timeline.entries:
         console.print(table)

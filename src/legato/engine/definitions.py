@@ -6,7 +6,7 @@ import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from legato import serde
 from legato.errors import ConfigurationError, SerializationError
@@ -48,7 +48,9 @@ class WorkflowDef:
             self.signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise ConfigurationError(f"bad arguments for workflow {self.name!r}: {exc}") from None
-        return serde.dumps({"args": list(args), "kwargs": kwargs}, what=f"input of workflow {self.name!r}")
+        return serde.dumps(
+            {"args": list(args), "kwargs": kwargs}, what=f"input of workflow {self.name!r}"
+        )
 
     def decode_input(self, text: str) -> tuple[list[Any], dict[str, Any]]:
         raw = serde.loads(text)
@@ -57,11 +59,14 @@ class WorkflowDef:
         for pname, value in list(bound.arguments.items())[1:]:
             if pname in self.hints and value is not None:
                 param = self.signature.parameters[pname]
-                annotation = self.hints[pname]
+                annotation: Any = self.hints[pname]
+                generic: Any
                 if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                    annotation = tuple[annotation, ...]
+                    generic = tuple
+                    annotation = generic[annotation, ...]
                 elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                    annotation = dict[str, annotation]
+                    generic = dict
+                    annotation = generic[str, annotation]
                 bound.arguments[pname] = serde.coerce(value, annotation, what=what)
         return list(bound.args[1:]), dict(bound.kwargs)
 
@@ -80,6 +85,16 @@ class StepDef:
     def __post_init__(self) -> None:
         self.is_async = inspect.iscoroutinefunction(self.fn)
         self.returns = serde.type_hints(self.fn).get("return", Any)
+
+
+class StepDecorator(Protocol):
+    """What ``@app.step(...)`` with options returns."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
 
 
 class Step(Generic[P, R]):
@@ -127,7 +142,14 @@ def qualified_name(fn: Callable[..., Any], name: str | None) -> str:
         if not name or not isinstance(name, str):
             raise ConfigurationError("a workflow or step name must be a non-empty string")
         return name
-    return str(getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn))))
+    return str(getattr(fn, "__name__", repr(fn)))
 
 
-__all__ = ["SerializationError", "Step", "StepDef", "WorkflowDef", "qualified_name"]
+__all__ = [
+    "SerializationError",
+    "Step",
+    "StepDecorator",
+    "StepDef",
+    "WorkflowDef",
+    "qualified_name",
+]

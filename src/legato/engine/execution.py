@@ -45,9 +45,7 @@ Outcome = Literal["completed", "failed", "parked", "released", "lost"]
 _current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
     "legato_execution", default=None
 )
-_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
-    "legato_step", default=None
-)
+_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar("legato_step", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +166,9 @@ class Execution:
             text = serde.dumps(task.result(), what=f"the result of workflow {self.workflow.name!r}")
         except SerializationError as exc:
             return await self._fail(exc)
-        ok = await self.store.finish_run(self.owner, self.run_id, "completed", text, self.clock.now())
+        ok = await self.store.finish_run(
+            self.owner, self.run_id, "completed", text, self.clock.now()
+        )
         return "completed" if ok else "lost"
 
     async def _fail(self, error: BaseException) -> Outcome:
@@ -331,20 +331,38 @@ class Execution:
                     raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
                 delay = policy.delay(attempt, self._rng)
                 now = self.clock.now()
-                log.info("step %s of run %s failed (attempt %d), retrying in %.3gs: %s",
-                         step.name, self.run_id, attempt, delay, exc)
+                log.info(
+                    "step %s of run %s failed (attempt %d), retrying in %.3gs: %s",
+                    step.name,
+                    self.run_id,
+                    attempt,
+                    delay,
+                    exc,
+                )
                 await self._record(
                     self._entry(
-                        seq, "step", step.name, "retrying",
+                        seq,
+                        "step",
+                        step.name,
+                        "retrying",
                         error=serde.dumps(serde.error_json(exc), what="an error"),
-                        attempts=attempt, started_at=started, finished_at=now, wake_at=now + delay,
+                        attempts=attempt,
+                        started_at=started,
+                        finished_at=now,
+                        wake_at=now + delay,
                     )
                 )
             else:
                 await self._record(
                     self._entry(
-                        seq, "step", step.name, "completed", output=text, attempts=attempt,
-                        started_at=started, finished_at=self.clock.now(),
+                        seq,
+                        "step",
+                        step.name,
+                        "completed",
+                        output=text,
+                        attempts=attempt,
+                        started_at=started,
+                        finished_at=self.clock.now(),
                     )
                 )
                 return serde.roundtrip(result, text, step.returns, what=f"the result of {what}")
@@ -370,7 +388,9 @@ class Execution:
                 try:
                     return await asyncio.wait_for(call, step.timeout)
                 except TimeoutError:
-                    raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g}s") from None
+                    raise TimeoutError(
+                        f"step {step.name!r} timed out after {step.timeout:g}s"
+                    ) from None
             return await call
         finally:
             _step.reset(token)
@@ -380,8 +400,14 @@ class Execution:
     ) -> None:
         await self._record(
             self._entry(
-                seq, "step", name, "failed", error=serde.dumps(serde.error_json(error), what="an error"),
-                attempts=attempt, started_at=started, finished_at=self.clock.now(),
+                seq,
+                "step",
+                name,
+                "failed",
+                error=serde.dumps(serde.error_json(error), what="an error"),
+                attempts=attempt,
+                started_at=started,
+                finished_at=self.clock.now(),
             )
         )
 
@@ -393,7 +419,12 @@ class Execution:
         if entry is None:
             now = self.clock.now()
             entry = self._entry(
-                seq, "sleep", "sleep", "waiting", input=repr(seconds), started_at=now,
+                seq,
+                "sleep",
+                "sleep",
+                "waiting",
+                input=repr(seconds),
+                started_at=now,
                 wake_at=now + seconds,
             )
             if seconds > self.clock.park_after:  # the deadline must survive the unload
@@ -412,12 +443,22 @@ class Execution:
         now = self.clock.now()
         if entry is None:
             entry = self._entry(
-                seq, "event", name, "waiting", input=repr(timeout or 0), started_at=now,
+                seq,
+                "event",
+                name,
+                "waiting",
+                input=repr(timeout or 0),
+                started_at=now,
                 wake_at=None if timeout is None else now + timeout,
             )
         while True:
             taken = self._entry(
-                seq, "event", name, "completed", input=entry.input, started_at=entry.started_at,
+                seq,
+                "event",
+                name,
+                "completed",
+                input=entry.input,
+                started_at=entry.started_at,
                 finished_at=self.clock.now(),
             )
             payload = await self.store.consume_event(self.owner, taken)
@@ -451,20 +492,30 @@ class Execution:
         definition = getattr(fn, "__legato_workflow__", None)
         if not isinstance(definition, WorkflowDef):
             raise ConfigurationError(f"ctx.child() needs a workflow, got {fn!r}")
-        if self.workflows.get(definition.name) is not definition:
+        registered = self.workflows.get(definition.name)
+        if registered is None or registered.fn is not fn:
             raise ConfigurationError(
                 f"child workflow {definition.name!r} is not registered with this app"
             )
+        definition = registered
         seq, entry = self._next("child", definition.name)
         child_id = f"{self.run_id}:{seq}"
         if entry is None:
             now = self.clock.now()
-            entry = self._entry(seq, "child", definition.name, "waiting", input=child_id, started_at=now)
+            entry = self._entry(
+                seq, "child", definition.name, "waiting", input=child_id, started_at=now
+            )
             child = RunRecord(
-                run_id=child_id, workflow=definition.name, status="pending",
-                input=definition.encode_input(args, kwargs), parent_run_id=self.run_id,
-                parent_seq=seq, code_version=definition.code_version, wake_at=now,
-                created_at=now, updated_at=now,
+                run_id=child_id,
+                workflow=definition.name,
+                status="pending",
+                input=definition.encode_input(args, kwargs),
+                parent_run_id=self.run_id,
+                parent_seq=seq,
+                code_version=definition.code_version,
+                wake_at=now,
+                created_at=now,
+                updated_at=now,
             )
             if not await self.store.start_child(self.owner, entry, child):
                 self._lost()
@@ -473,7 +524,9 @@ class Execution:
             return serde.decode(entry.output, definition.returns, what=f"child run {child_id!r}")
         elif entry.status == "failed":
             err = serde.loads(entry.error) or {}
-            raise ChildFailed(child_id, err.get("status", "failed"), err.get("type"), err.get("message", ""))
+            raise ChildFailed(
+                child_id, err.get("status", "failed"), err.get("type"), err.get("message", "")
+            )
         while True:
             run = await self.store.get_run(child_id)
             if run is not None and run.status in TERMINAL:
@@ -482,7 +535,9 @@ class Execution:
                 seq, _Parkable(None, f"child run {child_id!r}", child=child_id), _forever()
             )
 
-    async def _child_done(self, seq: int, entry: Entry, run: RunRecord, definition: WorkflowDef) -> Any:
+    async def _child_done(
+        self, seq: int, entry: Entry, run: RunRecord, definition: WorkflowDef
+    ) -> Any:
         entry.finished_at = self.clock.now()
         if run.status == "completed":
             entry.status, entry.output = "completed", run.output

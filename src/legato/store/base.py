@@ -15,7 +15,14 @@ from typing import Literal, Protocol
 RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 EntryStatus = Literal["completed", "failed", "waiting", "retrying"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-RUN_STATUSES: tuple[str, ...] = ("pending", "running", "waiting", "completed", "failed", "cancelled")
+RUN_STATUSES: tuple[str, ...] = (
+    "pending",
+    "running",
+    "waiting",
+    "completed",
+    "failed",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ less than handing work to another thread would. Writes go through :class:`GroupC
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -16,8 +17,8 @@ from legato.store.base import TERMINAL, Entry, RunRecord, Wait, WorkerRecord
 from legato.store.group_commit import GroupCommit
 from legato.store.migrations import (
     LEGATO_APPLICATION_ID,
-    check_legato_file,
     apply_sqlite_migrations,
+    check_legato_file,
 )
 
 T = TypeVar("T")
@@ -50,8 +51,18 @@ def _run(row: Sequence[Any]) -> RunRecord:
 
 def _entry_params(e: Entry) -> tuple[Any, ...]:
     return (
-        e.run_id, e.seq, e.kind, e.name, e.status, e.input, e.output, e.error, e.attempts,
-        e.started_at, e.finished_at, e.wake_at,
+        e.run_id,
+        e.seq,
+        e.kind,
+        e.name,
+        e.status,
+        e.input,
+        e.output,
+        e.error,
+        e.attempts,
+        e.started_at,
+        e.finished_at,
+        e.wake_at,
     )
 
 
@@ -90,7 +101,9 @@ class SQLiteStore:
             raise StoreError(f"durability must be 'normal' or 'full', got {durability!r}")
         parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
-            raise StoreError(f"cannot open database {path!r}: folder {str(parent)!r} does not exist")
+            raise StoreError(
+                f"cannot open database {path!r}: folder {str(parent)!r} does not exist"
+            )
         try:
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -98,11 +111,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {path!r}: {exc}") from None
         try:
-            check_legato_file(conn, path)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
-            conn.execute("PRAGMA foreign_keys = OFF")
-            apply_sqlite_migrations(conn, path)
+            _prepare(conn, path, durability)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(
@@ -133,9 +142,21 @@ class SQLiteStore:
                 f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 (
-                    run.run_id, run.workflow, run.status, run.input, run.output, run.error,
-                    run.parent_run_id, run.parent_seq, run.code_version, run.owner, run.wake_at,
-                    run.waiting_on, run.created_at, run.updated_at, run.finished_at,
+                    run.run_id,
+                    run.workflow,
+                    run.status,
+                    run.input,
+                    run.output,
+                    run.error,
+                    run.parent_run_id,
+                    run.parent_seq,
+                    run.code_version,
+                    run.owner,
+                    run.wake_at,
+                    run.waiting_on,
+                    run.created_at,
+                    run.updated_at,
+                    run.finished_at,
                 ),
             )
             if cur.rowcount == 1:
@@ -183,7 +204,9 @@ class SQLiteStore:
             conn.execute(
                 """
                 WITH RECURSIVE tree(id) AS (
-                    SELECT ? UNION ALL SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
+                    SELECT ?
+                    UNION ALL
+                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
                 )
                 UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,
                     waiting_on = NULL, finished_at = ?, updated_at = ?
@@ -222,7 +245,8 @@ class SQLiteStore:
                 (run_id, name, payload, now),
             )
             conn.execute(
-                "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? AND status = 'waiting'",
+                "UPDATE runs SET wake_at = ?, updated_at = ?"
+                " WHERE run_id = ? AND status = 'waiting'",
                 (now, now, run_id),
             )
 
@@ -308,15 +332,30 @@ class SQLiteStore:
 
     async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
-            if conn.execute(_UPSERT_ENTRY, (*_entry_params(entry), entry.run_id, owner)).rowcount != 1:
+            if (
+                conn.execute(_UPSERT_ENTRY, (*_entry_params(entry), entry.run_id, owner)).rowcount
+                != 1
+            ):
                 return False
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 (
-                    child.run_id, child.workflow, child.status, child.input, None, None,
-                    child.parent_run_id, child.parent_seq, child.code_version, None,
-                    child.wake_at, None, child.created_at, child.updated_at, None,
+                    child.run_id,
+                    child.workflow,
+                    child.status,
+                    child.input,
+                    None,
+                    None,
+                    child.parent_run_id,
+                    child.parent_seq,
+                    child.code_version,
+                    None,
+                    child.wake_at,
+                    None,
+                    child.created_at,
+                    child.updated_at,
+                    None,
                 ),
             )
             return True
@@ -330,17 +369,23 @@ class SQLiteStore:
                 return False
             wake_at = wait.wake_at
             # A wake-up that arrived while the run was still loaded must not be lost.
-            if wait.events and conn.execute(
-                f"SELECT 1 FROM events WHERE run_id = ? AND consumed_seq IS NULL"
-                f" AND name IN ({_in(wait.events)}) LIMIT 1",
-                (run_id, *wait.events),
-            ).fetchone():
+            if (
+                wait.events
+                and conn.execute(
+                    f"SELECT 1 FROM events WHERE run_id = ? AND consumed_seq IS NULL"
+                    f" AND name IN ({_in(wait.events)}) LIMIT 1",
+                    (run_id, *wait.events),
+                ).fetchone()
+            ):
                 wake_at = now
-            if wait.children and conn.execute(
-                f"SELECT 1 FROM runs WHERE run_id IN ({_in(wait.children)})"
-                " AND status IN ('completed', 'failed', 'cancelled') LIMIT 1",
-                tuple(wait.children),
-            ).fetchone():
+            if (
+                wait.children
+                and conn.execute(
+                    f"SELECT 1 FROM runs WHERE run_id IN ({_in(wait.children)})"
+                    " AND status IN ('completed', 'failed', 'cancelled') LIMIT 1",
+                    tuple(wait.children),
+                ).fetchone()
+            ):
                 wake_at = now
             conn.execute(
                 "UPDATE runs SET status = 'waiting', owner = NULL, wake_at = ?, waiting_on = ?,"
@@ -395,8 +440,13 @@ class SQLiteStore:
             conn.execute(
                 "INSERT OR REPLACE INTO workers (worker_id, hostname, pid, started_at,"
                 " heartbeat_at) VALUES (?, ?, ?, ?, ?)",
-                (worker.worker_id, worker.hostname, worker.pid, worker.started_at,
-                 worker.heartbeat_at),
+                (
+                    worker.worker_id,
+                    worker.hostname,
+                    worker.pid,
+                    worker.started_at,
+                    worker.heartbeat_at,
+                ),
             )
 
         await self._write(op)
@@ -404,7 +454,8 @@ class SQLiteStore:
     async def deregister_worker(self, worker_id: str, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE runs SET wake_at = ?, updated_at = ? WHERE owner = ? AND status = 'running'",
+                "UPDATE runs SET wake_at = ?, updated_at = ?"
+                " WHERE owner = ? AND status = 'running'",
                 (now, now, worker_id),
             )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
@@ -417,6 +468,34 @@ class SQLiteStore:
             " ORDER BY started_at"
         )
         return [WorkerRecord(*r) for r in rows]
+
+
+def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> None:
+    """Check, configure and migrate a connection's database.
+
+    Several processes may open a new file at the same moment; SQLite reports some of those
+    collisions (changing the journal mode, say) as "locked" without waiting, so retry them.
+    """
+    deadline = time.monotonic() + 30
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("BEGIN")  # one snapshot: another process may be migrating right now
+            try:
+                check_legato_file(conn, path)
+            finally:
+                conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+            apply_sqlite_migrations(conn, path)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _require_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:

@@ -1,0 +1,53 @@
+"""The app that benchmark worker processes load: ``legato worker legato_apps:app``.
+
+Its database comes from ``LEGATO_DATABASE_URL``; the side-effect counters of ``ten_steps`` live
+in the folder named by ``BENCH_COUNTERS``. bench/legato_workloads.py sets both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import legato
+from measure import Counters
+
+app = legato.App("bench")
+
+
+def _counters() -> Counters:
+    return Counters(Path(os.environ["BENCH_COUNTERS"]))
+
+
+@app.step()
+async def touch(i: int) -> int:
+    return i + 1
+
+
+@app.workflow()
+async def parked(ctx: legato.Context, i: int) -> int:
+    """One step, then a week-long durable sleep: the run is parked in the database."""
+    x = await touch(i)
+    await ctx.sleep(timedelta(days=7))
+    return x
+
+
+@app.step()
+async def counted(i: int) -> int:
+    """Counts every real execution; step 6 blocks for a minute the first time it runs."""
+    counters = _counters()
+    counters.hit(f"step{i}")
+    if i == 6 and not counters.exists("blocked"):
+        counters.hit("blocked")
+        await asyncio.sleep(60)
+    return i
+
+
+@app.workflow()
+async def ten_steps(ctx: legato.Context) -> int:
+    total = 0
+    for i in range(1, 11):
+        total += await counted(i)
+    return total

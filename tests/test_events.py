@@ -1,0 +1,123 @@
+"""External events: buffered, typed, timed out, and refused when they cannot be delivered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from pydantic import BaseModel
+
+import legato
+
+
+class Reply(BaseModel):
+    candidate: str
+    interested: bool
+
+
+def test_event_sent_before_the_wait_is_buffered(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> list[object]:
+        await ctx.sleep(timedelta(days=1))
+        first = await ctx.wait_for_event("reply")
+        second = await ctx.wait_for_event("reply")
+        return [first, second]
+
+    handle = app.start(wf, run_id="b")
+    app.send_event("b", "reply", {"n": 1})  # before the run even started
+    app.send_event("b", "reply", {"n": 2})
+    app.run_until_idle()
+    assert handle.result() == [{"n": 1}, {"n": 2}]  # in order, none lost
+
+
+def test_typed_event_payload(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> str:
+        reply = await ctx.wait_for_event("reply", type=Reply)
+        return f"{type(reply).__name__}:{reply.candidate}:{reply.interested}"
+
+    handle = app.start(wf, run_id="t")
+    app.run_until_idle()
+    app.send_event("t", "reply", Reply(candidate="c7", interested=True))
+    app.run_until_idle()
+    assert handle.result() == "Reply:c7:True"
+
+
+def test_event_timeout_raises_and_can_be_handled(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> str:
+        try:
+            await ctx.wait_for_event("reply", timeout=timedelta(days=5))
+        except legato.EventTimeout as exc:
+            return f"timed out waiting for {exc.name}"
+        return "replied"
+
+    handle = app.start(wf, run_id="to")
+    app.run_until_idle(skip=timedelta(days=4))
+    assert handle.status() == "waiting"
+    app.run_until_idle()  # skip the rest: the timeout fires
+    assert handle.result() == "timed out waiting for reply"
+    # a late event is refused loudly rather than silently dropped
+    with pytest.raises(
+        legato.RunConflict, match="is completed; event 'reply' would never be received"
+    ):
+        app.send_event("to", "reply", {})
+
+
+def test_unhandled_event_timeout_fails_the_run(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> None:
+        await ctx.wait_for_event("approval", timeout=60)
+
+    with pytest.raises(
+        legato.RunFailed, match="EventTimeout: no event 'approval' arrived within 60s"
+    ):
+        app.run(wf)
+
+
+def test_event_for_unknown_run_is_an_error(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+    with pytest.raises(legato.UnknownRun, match="no run 'ghost'"):
+        app.send_event("ghost", "reply", {})
+
+
+def test_event_payload_that_is_not_json_is_refused(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> object:
+        return await ctx.wait_for_event("x")
+
+    handle = app.start(wf, run_id="j")
+    with pytest.raises(
+        legato.SerializationError, match="payload of event 'x' cannot be stored as JSON"
+    ):
+        app.send_event("j", "x", object())
+    app.send_event("j", "x", [1, 2])
+    app.run_until_idle()
+    assert handle.result() == [1, 2]
+
+
+def test_wrongly_typed_payload_fails_the_run_with_a_clear_error(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> None:
+        await ctx.wait_for_event("reply", type=Reply)
+
+    handle = app.start(wf, run_id="w")
+    app.send_event("w", "reply", {"candidate": 3})
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed, match="event 'reply' of run 'w' does not match its type"):
+        handle.result()
