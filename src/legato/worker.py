@@ -168,6 +168,10 @@ class Worker:
             outcome = await execution.drive()
             if outcome in ("completed", "failed"):
                 self.completed += 1
+            elif outcome == "lost":
+                # Usually someone else owns the run now and this is a no-op; but a write that
+                # failed for another reason must not leave the run leased to us forever.
+                await self.store.release(self.worker_id, run.run_id, self.clock.now())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -182,14 +186,16 @@ class Worker:
         log.debug("run %s: %s", run.run_id, outcome)
 
     async def _keepalive(self) -> None:
-        beats = 0
+        """Extend our leases every lease/3; look for dead workers every second."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self.lease / 3
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await asyncio.sleep(min(1.0, self.lease / 3))
             try:
-                await self.store.heartbeat(self.worker_id, self.clock.now(), self.lease)
-                beats += 1
-                if beats % 3 == 0:
-                    await self.recover()
+                if loop.time() >= next_beat:
+                    await self.store.heartbeat(self.worker_id, self.clock.now(), self.lease)
+                    next_beat = loop.time() + self.lease / 3
+                await self.recover()
             except Exception:  # the database may be briefly unavailable; keep trying
                 log.exception("worker %s: heartbeat failed", self.worker_id)
 

@@ -1,0 +1,96 @@
+"""Golden journals: runs recorded by earlier versions of legato must replay on this one.
+
+Each file in tests/histories/ holds a run parked mid-way (its run row, journal and events).
+The test loads it into a fresh database, lets the current code resume it, and checks that it
+finishes without re-executing a recorded step. Regenerate only for a deliberate format change
+(``python -m tests.test_histories``), and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import legato
+from legato.testing import TimeSkippingClock
+from tests.histories import reference
+
+HISTORIES = Path(__file__).parent / "histories"
+START = 1.8e9
+TABLES = {"runs": "run_id", "entries": "run_id", "events": "run_id"}
+
+
+def _dump(db: Path, run_ids: list[str]) -> dict[str, list[dict[str, object]]]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    out: dict[str, list[dict[str, object]]] = {}
+    marks = ",".join("?" * len(run_ids))
+    for table, key in TABLES.items():
+        rows = conn.execute(f"SELECT * FROM {table} WHERE {key} IN ({marks})", run_ids)
+        out[table] = [dict(r) for r in rows]
+    conn.close()
+    return out
+
+
+def _load(db: Path, data: dict[str, list[dict[str, object]]]) -> None:
+    conn = sqlite3.connect(db)
+    for table, rows in data.items():
+        for row in rows:
+            cols = ",".join(row)
+            conn.execute(
+                f"INSERT INTO {table} ({cols}) VALUES ({','.join('?' * len(row))})",
+                list(row.values()),
+            )
+    conn.commit()
+    conn.close()
+
+
+def record(folder: Path) -> Path:
+    """Record the reference run parked on its event, as a new golden file."""
+    app = legato.App("rec", f"sqlite:///{folder / 'rec.db'}", clock=TimeSkippingClock(START))
+    reference.register(app)
+    app.start("reference", "ada,grace,linus", run_id="golden-1")
+    app.run_until_idle(skip=timedelta(days=2, hours=1))  # through the sleep, not the timeout
+    assert app.handle("golden-1").status() == "waiting"
+    app.close()
+    target = HISTORIES / f"reference_v{legato.__version__.replace('.', '_')}.json"
+    data = _dump(folder / "rec.db", ["golden-1", "golden-1:4"])
+    target.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return target
+
+
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+def test_recorded_history_replays(
+    history: Path, tmp_path: Path, make_app: Callable[..., legato.App]
+) -> None:
+    app = make_app(clock=TimeSkippingClock(START + 3 * 86400))
+    reference.register(app)
+    with pytest.raises(legato.UnknownRun):  # opens (and so creates) the database
+        app.handle("nothing").status()
+    db = Path(app.database_url.removeprefix("sqlite:///"))
+    _load(db, json.loads(history.read_text()))
+
+    reference.executed.clear()
+    run = app.handle("golden-1")
+    assert run.status() == "waiting"
+    app.send_event("golden-1", "reply", {"interested": True})
+    app.run_until_idle()
+    assert run.result() == {
+        "best": "grace",
+        "vetted": True,
+        "reply": {"interested": True},
+        "days": 3,
+        "token_is_uuid": True,
+    }
+    assert reference.executed == []  # every recorded step replayed from the journal
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"recorded {record(Path(tmp))}")
