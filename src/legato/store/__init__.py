@@ -15,12 +15,19 @@ from legato.store.base import (
 DEFAULT_URL = "sqlite:///./legato.db"
 
 
-def open_store(url: str, *, durability: str = "normal") -> Store:
-    """Open (creating and migrating if needed) the store at ``url``."""
+def open_store(url: str, *, durability: str = "normal", long_lived: bool = False) -> Store:
+    """Open (creating and migrating if needed) the store at ``url``.
+
+    ``long_lived`` stores (an app's, which workers write through) keep housekeeping such as
+    SQLite WAL checkpoints off the connection that commits journal entries.
+    """
     if url.startswith("sqlite://"):
         from legato.store.sqlite import SQLiteStore
 
-        return SQLiteStore.open(url, durability)  # type: ignore[arg-type]
+        store = SQLiteStore.open(url, durability)  # type: ignore[arg-type]
+        if long_lived:
+            store.checkpoint_in_background()
+        return store
     if url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
             "PostgreSQL is not supported by this version of legato yet; use a sqlite:/// URL"

@@ -27,11 +27,16 @@ class GroupCommit:
         self._describe = describe
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
         self._scheduled = False
+        self._alone_ok = False
 
-    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self, op: Callable[[sqlite3.Connection], T], *, one_statement: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue ``op``; ``one_statement`` ops alone in a batch skip BEGIN/COMMIT."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         self._pending.append((op, fut))
+        self._alone_ok = one_statement and len(self._pending) == 1
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -41,6 +46,10 @@ class GroupCommit:
         batch, self._pending = self._pending, []
         self._scheduled = False
         conn = self._conn
+        if len(batch) == 1 and self._alone_ok:
+            # A single statement is atomic on its own: autocommit saves two round trips.
+            self._one_by_one(batch, explicit=False)
+            return
         results: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -63,28 +72,33 @@ class GroupCommit:
             else:
                 fut.set_exception(value)
 
-    def _one_by_one(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
-        """After a failed batch, apply each write alone so one bad write fails only itself."""
-        conn = self._conn
+    def _one_by_one(
+        self, batch: list[tuple[Op, asyncio.Future[Any]]], explicit: bool = True
+    ) -> None:
+        """Apply each write in its own transaction (after a failed batch: so that one bad
+        write fails only itself)."""
         for op, fut in batch:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                value = op(conn)
-                conn.execute("COMMIT")
-            except LegatoError as exc:
-                conn.rollback()
-                if not fut.done():
-                    fut.set_exception(exc)
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                if not fut.done():
-                    fut.set_exception(StoreError(f"{self._describe}: {exc}"))
-            except Exception as exc:  # a bug in an op: surface it to its caller unchanged
-                if conn.in_transaction:
-                    conn.rollback()
+                value = self._alone(op, explicit)
+            except Exception as exc:
                 if not fut.done():
                     fut.set_exception(exc)
             else:
                 if not fut.done():
                     fut.set_result(value)
+
+    def _alone(self, op: Op, explicit: bool) -> Any:
+        conn = self._conn
+        try:
+            if explicit:
+                conn.execute("BEGIN IMMEDIATE")
+            value = op(conn)
+            if explicit:
+                conn.execute("COMMIT")
+            return value
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self._describe}: {exc}") from None
+            raise  # a LegatoError refusal, or a bug in an op: its caller sees it unchanged

@@ -6,7 +6,9 @@ less than handing work to another thread would. Writes go through :class:`GroupC
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -89,10 +91,12 @@ def path_from_url(url: str) -> str:
 class SQLiteStore:
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
-    def __init__(self, url: str, conn: sqlite3.Connection) -> None:
+    def __init__(self, url: str, conn: sqlite3.Connection, path: str) -> None:
         self.url = url
         self._conn = conn
+        self._path = path
         self._writes = GroupCommit(conn, f"database {url}")
+        self._checkpointer: _Checkpointer | None = None
 
     @classmethod
     def open(cls, url: str, durability: Durability = "normal") -> SQLiteStore:
@@ -121,13 +125,29 @@ class SQLiteStore:
         except BaseException:
             conn.close()
             raise
-        return cls(url, conn)
+        return cls(url, conn, path)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self._conn.close()
 
-    def _write(self, op: Callable[[sqlite3.Connection], T]) -> Any:
-        return self._writes.submit(op)
+    def _write(self, op: Callable[[sqlite3.Connection], T], *, one_statement: bool = False) -> Any:
+        return self._writes.submit(op, one_statement=one_statement)
+
+    def checkpoint_in_background(self, every: float = 0.5, min_wal_bytes: int = 4 << 20) -> None:
+        """Move WAL checkpoints (which fsync) off this connection onto a helper thread.
+
+        A worker commits on its event loop; an automatic checkpoint landing there costs
+        milliseconds on a slow disk. The helper checkpoints passively whenever the WAL has
+        grown past ``min_wal_bytes``; readers and writers are never blocked by it.
+        """
+        if self._checkpointer is not None:
+            return
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = _Checkpointer(self._path, every, min_wal_bytes)
+        self._checkpointer.start()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -308,7 +328,7 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(_UPSERT_ENTRY, params).rowcount == 1
 
-        result: bool = await self._write(op)
+        result: bool = await self._write(op, one_statement=True)
         return result
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
@@ -468,6 +488,33 @@ class SQLiteStore:
             " ORDER BY started_at"
         )
         return [WorkerRecord(*r) for r in rows]
+
+
+class _Checkpointer(threading.Thread):
+    """Checkpoints the WAL from its own connection while the WAL keeps growing."""
+
+    def __init__(self, path: str, every: float, min_wal_bytes: int) -> None:
+        super().__init__(name="legato-checkpoint", daemon=True)
+        self._path = path
+        self._every = every
+        self._min = min_wal_bytes
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopped.wait(self._every):
+                try:
+                    if os.path.getsize(self._path + "-wal") >= self._min:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except (OSError, sqlite3.Error):  # busy or briefly missing: next round
+                    continue
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
 
 
 def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> None:

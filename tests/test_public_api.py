@@ -1,0 +1,50 @@
+"""The public API is what `legato` exports; pin it so a change to it is deliberate."""
+
+from __future__ import annotations
+
+import legato
+
+
+def test_exported_members() -> None:
+    assert set(legato.__all__) == {
+        "NO_RETRY",
+        "App",
+        "ChildFailed",
+        "Clock",
+        "ConfigurationError",
+        "Context",
+        "EventTimeout",
+        "LegatoError",
+        "NondeterminismError",
+        "ResultTimeout",
+        "RetryPolicy",
+        "RunCancelled",
+        "RunConflict",
+        "RunFailed",
+        "RunHandle",
+        "SerializationError",
+        "Step",
+        "StepFailed",
+        "StepInfo",
+        "StoreError",
+        "SystemClock",
+        "UnknownRun",
+        "UnknownWorkflow",
+        "__version__",
+        "current_step",
+    }
+    for name in legato.__all__:
+        assert getattr(legato, name) is not None
+
+
+def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception() -> None:
+    from legato.errors import LeaseLost, Suspended
+
+    codes = {
+        getattr(legato, n).code
+        for n in legato.__all__
+        if isinstance(getattr(legato, n), type)
+        and issubclass(getattr(legato, n), legato.LegatoError)
+    }
+    assert len(codes) == 14
+    assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)
