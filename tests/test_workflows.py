@@ -331,3 +331,26 @@ def test_result_timeout_when_nobody_executes_the_run(make_app: Callable[..., leg
     handle = app.start(wf)
     with pytest.raises(legato.ResultTimeout, match="still pending"):
         handle.result(timeout=0.05)
+
+
+def test_blocking_sync_steps_of_many_runs_run_in_parallel(db_url: str) -> None:
+    """Sync steps get a thread per run held, not asyncio's small default pool."""
+    import threading
+
+    app = legato.App("threads", db_url)
+    barrier = threading.Barrier(12, timeout=30)
+
+    @app.step(retry=legato.NO_RETRY)
+    def rendezvous() -> int:
+        return barrier.wait()  # returns only once 12 steps are blocked here at the same time
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> int:
+        return await rendezvous()
+
+    try:
+        handles = [app.start(wf) for _ in range(12)]
+        app.run_until_idle(concurrency=12)
+        assert sorted(h.result() for h in handles) == list(range(12))
+    finally:
+        app.close()

@@ -144,6 +144,8 @@ def summarize(e: Entry, width: int = 80) -> str:
         text = "waiting" + (f" until {_iso(e.wake_at)}" if e.wake_at else "")
     elif e.kind == "child":
         text = f"run {e.input}" + (f" -> {e.output}" if e.output else "")
+    elif e.kind == "now" and e.output:
+        text = _iso(float(e.output))
     elif e.status == "retrying" and e.wake_at is not None:
         text = f"retry at {_iso(e.wake_at)}"
     else:

@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
@@ -66,6 +67,11 @@ class Worker:
         self.grace = grace
         self.hostname = socket.gethostname()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
+        # behind asyncio's small default pool. Threads are created only when needed.
+        self.executor = ThreadPoolExecutor(
+            max_workers=min(concurrency, 256), thread_name_prefix="legato-step"
+        )
         self.executions: dict[str, Execution] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -163,11 +169,13 @@ class Worker:
                 workflows=self.workflows,
                 entries=entries,
                 owner=self.worker_id,
+                executor=self.executor,
             )
             self.executions[run.run_id] = execution
             outcome = await execution.drive()
             if outcome in ("completed", "failed"):
                 self.completed += 1
+                log.info("run %s (%s) %s", run.run_id, run.workflow, outcome)
             elif outcome == "lost":
                 # Usually someone else owns the run now and this is a no-op; but a write that
                 # failed for another reason must not leave the run leased to us forever.
@@ -226,3 +234,4 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
         # Runs still leased to us (hard-cancelled ones) become claimable at once.
         await self.store.deregister_worker(self.worker_id, self.clock.now())
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -100,6 +102,7 @@ class Execution:
         workflows: Mapping[str, WorkflowDef],
         entries: list[Entry],
         owner: str,
+        executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -108,6 +111,7 @@ class Execution:
         self.workflow = workflow
         self.workflows = workflows
         self.owner = owner
+        self.executor = executor  # for sync steps; None is asyncio's default pool
         self.journal = {e.seq: e for e in entries}
         self.last_recorded = max(self.journal, default=-1)
         self.next_seq = 0
@@ -382,8 +386,11 @@ class Execution:
             call: Awaitable[Any]
             if step.is_async:
                 call = step.fn(*args, **kwargs)
-            else:
-                call = asyncio.to_thread(step.fn, *args, **kwargs)
+            else:  # in a thread, with this context (so current_step() works there too)
+                context = contextvars.copy_context()
+                call = asyncio.get_running_loop().run_in_executor(
+                    self.executor, functools.partial(context.run, step.fn, *args, **kwargs)
+                )
             if step.timeout is not None:
                 try:
                     return await asyncio.wait_for(call, step.timeout)
