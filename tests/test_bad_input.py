@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -10,7 +11,11 @@ from pathlib import Path
 import pytest
 
 import legato
-from legato.store import open_store
+from legato.store import Store, open_store
+
+
+def _open(url: str) -> Store:
+    return asyncio.run(open_store(url))
 
 
 def test_non_serializable_argument_is_refused_before_anything_is_written(
@@ -130,7 +135,7 @@ def test_corrupted_database_file_is_refused_and_left_alone(tmp_path: Path) -> No
     garbage = b"this is not a database at all" * 200
     path.write_bytes(garbage)
     with pytest.raises(legato.StoreError, match="is it corrupted, or not a SQLite file"):
-        open_store(f"sqlite:///{path}")
+        _open(f"sqlite:///{path}")
     assert path.read_bytes() == garbage
 
 
@@ -143,20 +148,20 @@ def test_foreign_sqlite_database_is_refused_and_left_alone(tmp_path: Path) -> No
     conn.close()
     before = path.read_bytes()
     with pytest.raises(legato.StoreError, match=r"legato did not create .*tables: customers"):
-        open_store(f"sqlite:///{path}")
+        _open(f"sqlite:///{path}")
     assert path.read_bytes() == before
 
 
 def test_database_from_a_newer_legato_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    store = open_store(url)
+    store = _open(url)
     conn = sqlite3.connect(tmp_path / "new.db")
     conn.execute("INSERT INTO legato_migrations VALUES (999, 'future', 0)")
     conn.commit()
     conn.close()
     del store
     with pytest.raises(legato.StoreError, match="schema version 999, newer than this legato"):
-        open_store(url)
+        _open(url)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +175,7 @@ def test_database_from_a_newer_legato_is_refused(tmp_path: Path) -> None:
 )
 def test_bad_database_urls(url: str, message: str) -> None:
     with pytest.raises(legato.LegatoError, match=message):
-        open_store(url)
+        _open(url)
 
 
 def test_bad_durability() -> None:

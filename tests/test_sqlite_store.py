@@ -17,7 +17,7 @@ from legato.testing.conformance import _entry, _run
 
 @pytest.mark.parametrize(("durability", "level"), [("normal", 1), ("full", 2)])
 def test_durability_sets_the_sync_level(tmp_path: Path, durability: str, level: int) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'd.db'}", durability=durability)
+    store = asyncio.run(open_store(f"sqlite:///{tmp_path / 'd.db'}", durability=durability))
     assert isinstance(store, SQLiteStore)
     assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == level
     assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -28,7 +28,7 @@ def test_background_checkpoints_keep_the_wal_from_growing(tmp_path: Path) -> Non
     path = tmp_path / "wal.db"
 
     async def main() -> None:
-        store = open_store(f"sqlite:///{path}", long_lived=True)
+        store = await open_store(f"sqlite:///{path}", long_lived=True)
         assert isinstance(store, SQLiteStore)
         store._checkpointer.__dict__.update(_every=0.05, _min=1)  # type: ignore[union-attr]
         await store.create_run(_run("r"))
@@ -56,8 +56,12 @@ def test_migrations_are_numbered_and_reopening_applies_nothing_twice(tmp_path: P
     shipped = migrations("sqlite")
     assert [v for v, _, _ in shipped] == list(range(1, len(shipped) + 1))
     url = f"sqlite:///{tmp_path / 'm.db'}"
+
+    async def reopen() -> None:
+        await (await open_store(url)).close()
+
     for _ in range(2):
-        asyncio.run(open_store(url).close())
+        asyncio.run(reopen())
     conn = sqlite3.connect(tmp_path / "m.db")
     applied = [r[0] for r in conn.execute("SELECT version FROM legato_migrations ORDER BY 1")]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -165,7 +165,7 @@ class App:
         loop = asyncio.get_running_loop()
         runtime = self._runtimes.get(loop)
         if runtime is None:
-            store = open_store(self.database_url, durability=self.durability, long_lived=True)
+            store = await open_store(self.database_url, durability=self.durability, long_lived=True)
             runtime = _Runtime(loop, store, Operations(store, self.clock))
             self._runtimes[loop] = runtime
         return runtime

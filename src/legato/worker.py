@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.engine.execution import Execution, Outcome
+from legato.errors import StoreError
 from legato.store.base import RunRecord, Store, WorkerRecord
 
 log = logging.getLogger("legato.worker")
@@ -108,37 +109,56 @@ class Worker:
         stopper = asyncio.create_task(stop.wait()) if stop is not None else None
         if stopper is not None:
             stopper.add_done_callback(lambda _: self._wake.set())
+        self.store.on_wake(self._wake.set)
+        backoff = 0.0
         try:
             while not (stop is not None and stop.is_set()):
-                self._wake.clear()
-                claimed = await self._claim()
-                if exit_when is not None and await exit_when():
-                    break
-                if claimed:
-                    await asyncio.sleep(0)
-                    continue
-                if self._tasks:
-                    await self._sleep(self.poll_interval)
-                    continue
-                next_wake = await self.store.next_wake_at(self.names)
-                if (
-                    self.clock.skips_time
-                    and next_wake is not None
-                    and (skip_until is None or next_wake <= skip_until)
-                ):
-                    self.clock.advance_to(next_wake)
-                    continue
-                if exit_when_idle:
-                    break
-                timeout = self.poll_interval
-                if next_wake is not None:
-                    timeout = min(timeout, max(0.0, next_wake - self.clock.now()))
-                await self._sleep(timeout)
+                try:
+                    if not await self._cycle(exit_when, exit_when_idle, skip_until):
+                        break
+                    backoff = 0.0
+                except StoreError as exc:  # the database is away: wait, then carry on
+                    backoff = min(max(backoff * 2, 0.1), 5.0)
+                    log.warning("worker %s: %s; retrying in %.1fs", self.worker_id, exc, backoff)
+                    await self._sleep(backoff)
         finally:
             keepalive.cancel()
             if stopper is not None:
                 stopper.cancel()
             await self._shutdown()
+
+    async def _cycle(
+        self,
+        exit_when: Callable[[], Awaitable[bool]] | None,
+        exit_when_idle: bool,
+        skip_until: float | None,
+    ) -> bool:
+        """Claim what is runnable, then wait for more; False when it is time to stop."""
+        self._wake.clear()
+        claimed = await self._claim()
+        if exit_when is not None and await exit_when():
+            return False
+        if claimed:
+            await asyncio.sleep(0)
+            return True
+        if self._tasks:
+            await self._sleep(self.poll_interval)
+            return True
+        next_wake = await self.store.next_wake_at(self.names)
+        if (
+            self.clock.skips_time
+            and next_wake is not None
+            and (skip_until is None or next_wake <= skip_until)
+        ):
+            self.clock.advance_to(next_wake)
+            return True
+        if exit_when_idle:
+            return False
+        timeout = self.poll_interval
+        if next_wake is not None:
+            timeout = min(timeout, max(0.0, next_wake - self.clock.now()))
+        await self._sleep(timeout)
+        return True
 
     async def _sleep(self, timeout: float) -> None:
         if self._wake.is_set():
@@ -201,7 +221,9 @@ class Worker:
             await asyncio.sleep(min(1.0, self.lease / 3))
             try:
                 if loop.time() >= next_beat:
-                    await self.store.heartbeat(self.worker_id, self.clock.now(), self.lease)
+                    await self.store.heartbeat(
+                        self.worker_id, list(self._tasks), self.clock.now(), self.lease
+                    )
                     next_beat = loop.time() + self.lease / 3
                 await self.recover()
             except Exception:  # the database may be briefly unavailable; keep trying
@@ -233,5 +255,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         # Runs still leased to us (hard-cancelled ones) become claimable at once.
-        await self.store.deregister_worker(self.worker_id, self.clock.now())
+        try:
+            await self.store.deregister_worker(self.worker_id, self.clock.now())
+        except StoreError as exc:  # they become claimable when their leases expire
+            log.warning("worker %s could not deregister: %s", self.worker_id, exc)
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -9,24 +9,27 @@ import pytest
 
 from legato.store import open_store
 from legato.testing.conformance import CHECKS, Check
+from tests.conftest import postgres_schema
 
-BACKENDS = ["sqlite"]
-
-
-def _url(backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'conformance.db'}"
-    raise AssertionError(f"no such backend {backend}")
+BACKENDS = ["sqlite", "postgres"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
-def test_store_conformance(backend: str, check: Check, tmp_path: Path) -> None:
+def _check(url: str, check: Check) -> None:
     async def main() -> None:
-        store = open_store(_url(backend, tmp_path))
+        store = await open_store(url)
         try:
             await check(store)
         finally:
             await store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+def test_store_conformance(backend: str, check: Check, tmp_path: Path) -> None:
+    if backend == "sqlite":
+        _check(f"sqlite:///{tmp_path / 'conformance.db'}", check)
+    else:
+        with postgres_schema() as url:
+            _check(url, check)

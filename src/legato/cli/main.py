@@ -62,7 +62,7 @@ def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]
         from legato.ops import Operations
         from legato.store import open_store
 
-        store = open_store(ctx.obj["url"])
+        store = await open_store(ctx.obj["url"])
         try:
             return await work(Operations(store, SystemClock()))
         finally:

@@ -15,7 +15,7 @@ from legato.store.base import (
 DEFAULT_URL = "sqlite:///./legato.db"
 
 
-def open_store(url: str, *, durability: str = "normal", long_lived: bool = False) -> Store:
+async def open_store(url: str, *, durability: str = "normal", long_lived: bool = False) -> Store:
     """Open (creating and migrating if needed) the store at ``url``.
 
     ``long_lived`` stores (an app's, which workers write through) keep housekeeping such as
@@ -29,11 +29,12 @@ def open_store(url: str, *, durability: str = "normal", long_lived: bool = False
             store.checkpoint_in_background()
         return store
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigurationError(
-            "PostgreSQL is not supported by this version of legato yet; use a sqlite:/// URL"
-        )
+        from legato.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
     raise ConfigurationError(
-        f"unsupported database URL {url!r}: expected sqlite:///path/to/file.db"
+        f"unsupported database URL {url!r}: expected sqlite:///path/to/file.db or"
+        " postgresql://user@host/database"
     )
 
 

@@ -8,7 +8,7 @@ was cancelled or another worker took it over).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -121,8 +121,20 @@ class Store(Protocol):
     ) -> list[RunRecord]:
         """Take up to ``limit`` runnable runs of ``workflows`` and lease them to the worker."""
 
-    async def heartbeat(self, worker_id: str, now: float, lease: float) -> None:
-        """Extend the worker's liveness and the leases of every run it holds."""
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
+    ) -> None:
+        """Extend the worker's liveness and its leases on ``run_ids`` (the runs it executes).
+
+        Only named runs: a run leased by a claim whose answer never arrived (the connection
+        dropped) must expire and be claimed again, not be kept forever by heartbeats.
+        """
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on this loop) whenever the database says a run may be claimable.
+
+        Backends without notifications never call it; workers poll as well.
+        """
 
     async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
         """The earliest time at which some run of ``workflows`` becomes claimable."""
@@ -135,6 +147,7 @@ class Store(Protocol):
         """Take the oldest buffered event named ``entry.name`` and complete ``entry`` with it.
 
         Returns the payload, or ``None`` (nothing written) when no such event is buffered.
+        Idempotent: when ``entry`` is already completed, its recorded payload is returned.
         """
 
     async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:

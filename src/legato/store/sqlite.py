@@ -298,17 +298,27 @@ class SQLiteStore:
         result: list[RunRecord] = await self._write(op)
         return result
 
-    async def heartbeat(self, worker_id: str, now: float, lease: float) -> None:
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
+    ) -> None:
+        held = list(run_ids)
+
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE runs SET wake_at = ? WHERE owner = ? AND status = 'running'",
-                (now + lease, worker_id),
-            )
+            for start in range(0, len(held), 500):
+                chunk = held[start : start + 500]
+                conn.execute(
+                    f"UPDATE runs SET wake_at = ? WHERE owner = ? AND status = 'running'"
+                    f" AND run_id IN ({_in(chunk)})",
+                    (now + lease, worker_id, *chunk),
+                )
             conn.execute(
                 "UPDATE workers SET heartbeat_at = ? WHERE worker_id = ?", (now, worker_id)
             )
 
         await self._write(op)
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        """SQLite has no notifications: workers find new work by polling."""
 
     async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
         if not workflows:
@@ -335,6 +345,12 @@ class SQLiteStore:
         def op(conn: sqlite3.Connection) -> str | None:
             if conn.execute(_OWNS, (entry.run_id, owner)).fetchone() is None:
                 return None
+            done = conn.execute(
+                "SELECT output FROM entries WHERE run_id = ? AND seq = ? AND status = 'completed'",
+                (entry.run_id, entry.seq),
+            ).fetchone()
+            if done is not None:
+                return str(done[0])
             row = conn.execute(
                 "SELECT id, payload FROM events WHERE run_id = ? AND name = ?"
                 " AND consumed_seq IS NULL ORDER BY id LIMIT 1",

@@ -89,9 +89,15 @@ async def check_expired_lease_moves_the_run_and_fences_the_old_owner(store: Stor
 async def check_heartbeat_extends_leases(store: Store) -> None:
     await store.create_run(_run("r"))
     await _claim_one(store, "w1", "r")
-    await store.heartbeat("w1", NOW + 20, LEASE)
-    assert await store.claim("w2", ["wf"], NOW + LEASE + 1, LEASE, 10) == []
-    assert await store.claim("w2", ["wf"], NOW + 20 + LEASE + 1, LEASE, 10) != []
+    await store.create_run(_run("forgotten"))
+    await _claim_one(store, "w1", "forgotten")
+    await store.heartbeat("w1", ["r"], NOW + 20, LEASE)  # "forgotten" is not held any more
+    assert [r.run_id for r in await store.claim("w2", ["wf"], NOW + LEASE + 1, LEASE, 10)] == [
+        "forgotten"
+    ]
+    assert [r.run_id for r in await store.claim("w2", ["wf"], NOW + 20 + LEASE + 1, LEASE, 10)] == [
+        "r"
+    ]
 
 
 async def check_record_upserts_and_load_orders(store: Store) -> None:
@@ -114,6 +120,8 @@ async def check_events_are_buffered_in_order_and_consumed_once(store: Store) -> 
     await store.send_event("r", "other", '"x"', NOW)
     await _claim_one(store, "w", "r")
     assert await store.consume_event("w", Entry("r", 0, "event", "reply", "completed")) == '{"n":1}'
+    assert await store.consume_event("w", Entry("r", 1, "event", "reply", "completed")) == '{"n":2}'
+    # asking again for an entry that is already complete returns its payload (a retried write)
     assert await store.consume_event("w", Entry("r", 1, "event", "reply", "completed")) == '{"n":2}'
     assert await store.consume_event("w", Entry("r", 2, "event", "reply", "completed")) is None
     assert await store.consume_event("x", Entry("r", 2, "event", "other", "completed")) is None

@@ -1,0 +1,742 @@
+"""The PostgreSQL store: many workers on many machines, coordinated only through the database.
+
+- Claims use ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows.
+- Journal writes from all runs of a process are grouped: every upsert queued while the previous
+  batch was committing goes out as *one* statement (``unnest`` of arrays, fenced by a join on
+  the run's owner), so a thousand concurrent runs cost a handful of round trips.
+- ``LISTEN``/``NOTIFY`` wakes workers when a run becomes claimable; polling stays as a fallback.
+- When the database goes away (restart, failover), operations retry with backoff for
+  ``reconnect_timeout`` seconds; the journal's writes are idempotent, so a retried batch whose
+  first commit did land changes nothing.
+
+Tables live in the connection's current schema: ``?options=-csearch_path%3Dmyschema`` in the
+URL gives each application (or test) its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from legato.errors import LegatoError, RunConflict, StoreError, UnknownRun
+from legato.store.base import TERMINAL, Entry, RunRecord, Wait, WorkerRecord
+from legato.store.migrations import migrations
+
+log = logging.getLogger("legato.store")
+T = TypeVar("T")
+Conn = AsyncConnection[Any]
+_ADVISORY_MIGRATE = 7_263_189_041  # pg_advisory_xact_lock key serializing migrations
+
+_RUN_COLS = (
+    "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
+    " owner, wake_at, waiting_on, created_at, updated_at, finished_at"
+)
+_ENTRY_COLS = (
+    "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
+    " wake_at"
+)
+_UPSERT_MANY = f"""
+INSERT INTO entries ({_ENTRY_COLS})
+SELECT v.run_id, v.seq, v.kind, v.name, v.status, v.input, v.output, v.error, v.attempts,
+       v.started_at, v.finished_at, v.wake_at
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::int[], %s::float8[], %s::float8[], %s::float8[], %s::text[])
+     AS v(run_id, seq, kind, name, status, input, output, error, attempts, started_at,
+          finished_at, wake_at, owner)
+JOIN runs r ON r.run_id = v.run_id AND r.owner = v.owner AND r.status = 'running'
+ON CONFLICT (run_id, seq) DO UPDATE SET
+    kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
+    input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+    attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at
+RETURNING run_id, seq
+"""
+_OWNS = "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s AND status = 'running' FOR UPDATE"
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors that a reconnect and a retry can cure."""
+    return isinstance(exc, psycopg.OperationalError | PoolTimeout)
+
+
+class _JournalBatch:
+    """Groups journal upserts of concurrent runs into one statement per round trip."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._pending: list[tuple[Entry, str, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, entry: Entry, owner: str) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, owner, fut))
+        self._idle.clear()
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._run())
+        return fut
+
+    async def drain(self) -> None:
+        """Wait until every write submitted so far has committed (or failed)."""
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    written = await self._store._retrying(
+                        functools.partial(self._write, batch=batch)
+                    )
+                except Exception as exc:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for entry, _, fut in batch:
+                    if not fut.done():
+                        fut.set_result((entry.run_id, entry.seq) in written)
+        finally:
+            self._flushing = None
+            self._idle.set()
+
+    @staticmethod
+    async def _write(conn: Conn, *, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
+        latest: dict[tuple[str, int], tuple[Entry, str]] = {}
+        for entry, owner, _ in batch:  # one row per key: a later write replaces an earlier one
+            latest[(entry.run_id, entry.seq)] = (entry, owner)
+        rows = list(latest.values())
+        columns: list[list[Any]] = [[] for _ in range(13)]
+        for e, owner in rows:
+            values = (
+                e.run_id,
+                e.seq,
+                e.kind,
+                e.name,
+                e.status,
+                e.input,
+                e.output,
+                e.error,
+                e.attempts,
+                e.started_at,
+                e.finished_at,
+                e.wake_at,
+                owner,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        cur = await conn.execute(_UPSERT_MANY, columns)
+        return {(r[0], r[1]) for r in await cur.fetchall()}
+
+
+class PostgresStore:
+    """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
+
+    def __init__(
+        self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
+    ) -> None:
+        self.url = url
+        self._pool = pool
+        self.schema = schema
+        self.channel = f"legato_{schema}"[:63]
+        self.reconnect_timeout = reconnect_timeout
+        self._journal = _JournalBatch(self)
+        self._listeners: list[Callable[[], None]] = []
+        self._listen_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, url: str, *, max_size: int = 10, reconnect_timeout: float = 120.0
+    ) -> PostgresStore:
+        shown = _redact(url)
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True},
+            name="legato",
+            timeout=30,
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
+        try:
+            async with pool.connection() as conn:
+                schema = await _migrate(conn, shown)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(url, pool, schema, reconnect_timeout)
+
+    async def close(self) -> None:
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            await asyncio.gather(self._listen_task, return_exceptions=True)
+            self._listen_task = None
+        await self._journal.drain()
+        await self._pool.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _retrying(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction; on a lost connection, retry with backoff."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        delay = 0.05
+        while True:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    return await work(conn)
+            except LegatoError:
+                raise
+            except Exception as exc:
+                if not _transient(exc):
+                    raise StoreError(f"database {_redact(self.url)}: {_reason(exc)}") from None
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"database {_redact(self.url)} unreachable for"
+                        f" {self.reconnect_timeout:g}s: {_reason(exc)}"
+                    ) from None
+                log.warning("database unavailable (%s); retrying in %.2fs", _reason(exc), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _fenced(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """A write that must follow this process's earlier journal writes."""
+        await self._journal.drain()
+        return await self._retrying(work)
+
+    async def _notify(self, conn: Conn) -> None:
+        await conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+
+    async def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        async def work(conn: Conn) -> list[Any]:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
+
+        return await self._retrying(work)
+
+    # -- runs ---------------------------------------------------------------------------
+    async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        async def work(conn: Conn) -> tuple[RunRecord, bool]:
+            cur = await conn.execute(
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+                (
+                    run.run_id,
+                    run.workflow,
+                    run.status,
+                    run.input,
+                    run.output,
+                    run.error,
+                    run.parent_run_id,
+                    run.parent_seq,
+                    run.code_version,
+                    run.owner,
+                    run.wake_at,
+                    run.waiting_on,
+                    run.created_at,
+                    run.updated_at,
+                    run.finished_at,
+                ),
+            )
+            if await cur.fetchone() is not None:
+                await self._notify(conn)
+                return run, True
+            return await _require_run(conn, run.run_id), False
+
+        return await self._retrying(work)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._rows(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        where, params = [], []
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        if workflow is not None:
+            where.append("workflow = %s")
+            params.append(workflow)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._rows(
+            f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at DESC, run_id LIMIT %s",
+            [*params, limit],
+        )
+        return [_run(r) for r in rows]
+
+    async def load_entries(self, run_id: str) -> list[Entry]:
+        rows = await self._rows(
+            f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = %s ORDER BY seq", (run_id,)
+        )
+        return [Entry(*r) for r in rows]
+
+    async def cancel_run(self, run_id: str, now: float) -> RunRecord:
+        async def work(conn: Conn) -> RunRecord:
+            run = await _require_run(conn, run_id, lock=True)
+            if run.status in TERMINAL:
+                raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
+            await conn.execute(
+                """
+                WITH RECURSIVE tree(id) AS (
+                    SELECT %s::text
+                    UNION ALL
+                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
+                )
+                UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,
+                    waiting_on = NULL, finished_at = %s, updated_at = %s
+                WHERE run_id IN (SELECT id FROM tree)
+                  AND status NOT IN ('completed', 'failed', 'cancelled')
+                """,
+                (run_id, now, now),
+            )
+            await self._wake_parent(conn, run.parent_run_id, now)
+            return await _require_run(conn, run_id)
+
+        return await self._retrying(work)
+
+    async def retry_run(self, run_id: str, now: float) -> RunRecord:
+        async def work(conn: Conn) -> RunRecord:
+            run = await _require_run(conn, run_id, lock=True)
+            if run.status != "failed":
+                raise RunConflict(
+                    f"run {run_id!r} is {run.status}; only failed runs can be retried"
+                )
+            await _reopen(conn, run_id, now)
+            await self._notify(conn)
+            return await _require_run(conn, run_id)
+
+        return await self._retrying(work)
+
+    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
+        async def work(conn: Conn) -> None:
+            run = await _require_run(conn, run_id, lock=True)
+            if run.status in TERMINAL:
+                raise RunConflict(
+                    f"run {run_id!r} is {run.status}; event {name!r} would never be received"
+                )
+            await conn.execute(
+                "INSERT INTO events (run_id, name, payload, created_at) VALUES (%s, %s, %s, %s)",
+                (run_id, name, payload, now),
+            )
+            if run.status == "waiting":
+                await conn.execute(
+                    "UPDATE runs SET wake_at = %s, updated_at = %s WHERE run_id = %s",
+                    (now, now, run_id),
+                )
+                await self._notify(conn)
+
+        await self._retrying(work)
+
+    # -- claiming and leases ------------------------------------------------------------
+    async def claim(
+        self, worker_id: str, workflows: Sequence[str], now: float, lease: float, limit: int
+    ) -> list[RunRecord]:
+        if limit <= 0 or not workflows:
+            return []
+
+        async def work(conn: Conn) -> list[RunRecord]:
+            cur = await conn.execute(
+                f"""
+                WITH due AS (
+                    SELECT run_id FROM runs
+                    WHERE wake_at <= %s AND workflow = ANY(%s)
+                    ORDER BY wake_at LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE runs r SET status = 'running', owner = %s, wake_at = %s,
+                    waiting_on = NULL, updated_at = %s
+                FROM due WHERE r.run_id = due.run_id
+                RETURNING {", ".join("r." + c.strip() for c in _RUN_COLS.split(","))}
+                """,
+                (now, list(workflows), limit, worker_id, now + lease, now),
+            )
+            return [_run(r) for r in await cur.fetchall()]
+
+        return await self._retrying(work)
+
+    async def heartbeat(
+        self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
+    ) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE runs SET wake_at = %s WHERE owner = %s AND status = 'running'"
+                " AND run_id = ANY(%s)",
+                (now + lease, worker_id, list(run_ids)),
+            )
+            await conn.execute(
+                "UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s", (now, worker_id)
+            )
+
+        await self._retrying(work)
+
+    def on_wake(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+        if self._listen_task is None:
+            self._listen_task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; after a reconnect, wake everyone (we may have missed some)."""
+        delay = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+                async with conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    delay = 0.1
+                    self._wake_all()
+                    async for _ in conn.notifies():
+                        self._wake_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _wake_all(self) -> None:
+        for callback in list(self._listeners):
+            callback()
+
+    async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
+        if not workflows:
+            return None
+        rows = await self._rows(
+            "SELECT MIN(wake_at) FROM runs WHERE wake_at IS NOT NULL AND workflow = ANY(%s)",
+            (list(workflows),),
+        )
+        value = rows[0][0]
+        return float(value) if value is not None else None
+
+    # -- fenced writes ------------------------------------------------------------------
+    async def record(self, owner: str, entry: Entry) -> bool:
+        return await self._journal.submit(entry, owner)
+
+    async def consume_event(self, owner: str, entry: Entry) -> str | None:
+        async def work(conn: Conn) -> str | None:
+            if await (await conn.execute(_OWNS, (entry.run_id, owner))).fetchone() is None:
+                return None
+            done = await (
+                await conn.execute(
+                    "SELECT output FROM entries WHERE run_id = %s AND seq = %s"
+                    " AND status = 'completed'",
+                    (entry.run_id, entry.seq),
+                )
+            ).fetchone()
+            if done is not None:
+                return str(done[0])
+            row = await (
+                await conn.execute(
+                    "SELECT id, payload FROM events WHERE run_id = %s AND name = %s"
+                    " AND consumed_seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE",
+                    (entry.run_id, entry.name),
+                )
+            ).fetchone()
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE events SET consumed_seq = %s WHERE id = %s", (entry.seq, row[0])
+            )
+            entry.output = row[1]
+            await _upsert(conn, entry)
+            return str(row[1])
+
+        return await self._fenced(work)
+
+    async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
+        async def work(conn: Conn) -> bool:
+            if await (await conn.execute(_OWNS, (entry.run_id, owner))).fetchone() is None:
+                return False
+            await _upsert(conn, entry)
+            await conn.execute(
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
+                " ON CONFLICT (run_id) DO NOTHING",
+                (
+                    child.run_id,
+                    child.workflow,
+                    child.status,
+                    child.input,
+                    None,
+                    None,
+                    child.parent_run_id,
+                    child.parent_seq,
+                    child.code_version,
+                    None,
+                    child.wake_at,
+                    None,
+                    child.created_at,
+                    child.updated_at,
+                    None,
+                ),
+            )
+            await self._notify(conn)
+            return True
+
+        return await self._fenced(work)
+
+    async def park(self, owner: str, run_id: str, wait: Wait, now: float) -> bool:
+        async def work(conn: Conn) -> bool:
+            if await (await conn.execute(_OWNS, (run_id, owner))).fetchone() is None:
+                return False
+            wake_at = wait.wake_at
+            # A wake-up that arrived while the run was still loaded must not be lost.
+            if (
+                wait.events
+                and await (
+                    await conn.execute(
+                        "SELECT 1 FROM events WHERE run_id = %s AND consumed_seq IS NULL"
+                        " AND name = ANY(%s) LIMIT 1",
+                        (run_id, list(wait.events)),
+                    )
+                ).fetchone()
+            ):
+                wake_at = now
+            if (
+                wait.children
+                and await (
+                    await conn.execute(
+                        "SELECT 1 FROM runs WHERE run_id = ANY(%s)"
+                        " AND status IN ('completed', 'failed', 'cancelled') LIMIT 1",
+                        (list(wait.children),),
+                    )
+                ).fetchone()
+            ):
+                wake_at = now
+            await conn.execute(
+                "UPDATE runs SET status = 'waiting', owner = NULL, wake_at = %s,"
+                " waiting_on = %s, updated_at = %s WHERE run_id = %s",
+                (wake_at, wait.waiting_on, now, run_id),
+            )
+            if wake_at is not None and wake_at <= now:
+                await self._notify(conn)
+            return True
+
+        return await self._fenced(work)
+
+    async def release(self, owner: str, run_id: str, now: float) -> bool:
+        async def work(conn: Conn) -> bool:
+            cur = await conn.execute(
+                "UPDATE runs SET status = 'pending', owner = NULL, wake_at = %s, updated_at = %s"
+                " WHERE run_id = %s AND owner = %s AND status = 'running'",
+                (now, now, run_id, owner),
+            )
+            if cur.rowcount == 1:
+                await self._notify(conn)
+            return cur.rowcount == 1
+
+        return await self._fenced(work)
+
+    async def finish_run(
+        self,
+        owner: str,
+        run_id: str,
+        status: Literal["completed", "failed"],
+        result: str | None,
+        now: float,
+    ) -> bool:
+        column = sql.Identifier("output" if status == "completed" else "error")
+
+        async def work(conn: Conn) -> bool:
+            cur = await conn.execute(
+                sql.SQL(
+                    "UPDATE runs SET status = %s, {} = %s, owner = NULL, wake_at = NULL,"
+                    " waiting_on = NULL, finished_at = %s, updated_at = %s"
+                    " WHERE run_id = %s AND owner = %s AND status = 'running'"
+                    " RETURNING parent_run_id"
+                ).format(column),
+                (status, result, now, now, run_id, owner),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            await self._wake_parent(conn, row[0], now)
+            return True
+
+        return await self._fenced(work)
+
+    async def _wake_parent(self, conn: Conn, parent_run_id: str | None, now: float) -> None:
+        if parent_run_id is None:
+            return
+        cur = await conn.execute(
+            "UPDATE runs SET wake_at = %s, updated_at = %s"
+            " WHERE run_id = %s AND status = 'waiting'",
+            (now, now, parent_run_id),
+        )
+        if cur.rowcount:
+            await self._notify(conn)
+
+    # -- workers ------------------------------------------------------------------------
+    async def register_worker(self, worker: WorkerRecord) -> None:
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO workers (worker_id, hostname, pid, started_at, heartbeat_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (worker_id) DO UPDATE SET"
+                " heartbeat_at = EXCLUDED.heartbeat_at",
+                (
+                    worker.worker_id,
+                    worker.hostname,
+                    worker.pid,
+                    worker.started_at,
+                    worker.heartbeat_at,
+                ),
+            )
+
+        await self._retrying(work)
+
+    async def deregister_worker(self, worker_id: str, now: float) -> None:
+        async def work(conn: Conn) -> None:
+            cur = await conn.execute(
+                "UPDATE runs SET wake_at = %s, updated_at = %s"
+                " WHERE owner = %s AND status = 'running'",
+                (now, now, worker_id),
+            )
+            await conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
+            if cur.rowcount:
+                await self._notify(conn)
+
+        await self._fenced(work)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        rows = await self._rows(
+            "SELECT worker_id, hostname, pid, started_at, heartbeat_at FROM workers"
+            " ORDER BY started_at"
+        )
+        return [WorkerRecord(*r) for r in rows]
+
+
+async def _require_run(conn: Conn, run_id: str, *, lock: bool = False) -> RunRecord:
+    suffix = " FOR UPDATE" if lock else ""
+    cur = await conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s{suffix}", (run_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise UnknownRun(f"no run {run_id!r} in this database")
+    return _run(row)
+
+
+async def _upsert(conn: Conn, e: Entry) -> None:
+    await conn.execute(
+        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 12)})"
+        " ON CONFLICT (run_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
+        " status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output,"
+        " error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
+        " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+        " wake_at = EXCLUDED.wake_at",
+        (
+            e.run_id,
+            e.seq,
+            e.kind,
+            e.name,
+            e.status,
+            e.input,
+            e.output,
+            e.error,
+            e.attempts,
+            e.started_at,
+            e.finished_at,
+            e.wake_at,
+        ),
+    )
+
+
+async def _reopen(conn: Conn, run_id: str, now: float) -> None:
+    """Reset a failed run to resume from its first failed entry (failed children too)."""
+    cur = await conn.execute(
+        "SELECT MIN(seq) FROM entries WHERE run_id = %s AND status = 'failed'", (run_id,)
+    )
+    first_failed = (await cur.fetchone() or (None,))[0]
+    if first_failed is not None:
+        cur = await conn.execute(
+            "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
+            " AND r.parent_seq = e.seq WHERE e.run_id = %s AND e.seq >= %s AND e.kind = 'child'"
+            " AND r.status = 'failed'",
+            (run_id, first_failed),
+        )
+        for (child_id,) in await cur.fetchall():
+            await _reopen(conn, child_id, now)
+        await conn.execute(
+            "UPDATE events SET consumed_seq = NULL WHERE run_id = %s AND consumed_seq >= %s",
+            (run_id, first_failed),
+        )
+        await conn.execute(
+            "DELETE FROM entries WHERE run_id = %s AND seq >= %s", (run_id, first_failed)
+        )
+    await conn.execute(
+        "UPDATE runs SET status = 'pending', error = NULL, owner = NULL, wake_at = %s,"
+        " waiting_on = NULL, finished_at = NULL, updated_at = %s WHERE run_id = %s",
+        (now, now, run_id),
+    )
+
+
+async def _migrate(conn: Conn, shown: str) -> str:
+    """Apply missing migrations under an advisory lock; return the schema they live in."""
+    known = migrations("postgres")
+    latest = known[-1][0]
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_MIGRATE,))
+        schema_row = await (await conn.execute("SELECT current_schema()")).fetchone()
+        if schema_row is None or schema_row[0] is None:
+            raise StoreError(f"{shown}: no schema to create legato's tables in (search_path)")
+        schema = str(schema_row[0])
+        regs = await (
+            await conn.execute(
+                "SELECT to_regclass('legato_migrations') IS NOT NULL,"
+                " to_regclass('runs') IS NOT NULL"
+            )
+        ).fetchone()
+        has_migrations, has_runs = regs if regs is not None else (False, False)
+        if has_runs and not has_migrations:
+            raise StoreError(
+                f"schema {schema!r} of {shown} has a 'runs' table that legato did not create;"
+                " refusing to change it. Use another database or schema"
+                " (?options=-csearch_path%3Dlegato)"
+            )
+        applied: set[int] = set()
+        if has_migrations:
+            cur = await conn.execute("SELECT version FROM legato_migrations")
+            applied = {r[0] for r in await cur.fetchall()}
+        newest = max(applied, default=0)
+        if newest > latest:
+            raise StoreError(
+                f"{shown} has schema version {newest}, newer than this legato knows ({latest});"
+                " upgrade legato"
+            )
+        for version, name, text in known:
+            if version in applied:
+                continue
+            await conn.execute(text.encode())  # several statements: the simple query protocol
+            await conn.execute(
+                "INSERT INTO legato_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (version, name, time.time()),
+            )
+    return schema
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    auth, host = rest.rsplit("@", 1)
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
