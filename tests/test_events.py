@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -107,17 +108,43 @@ def test_event_payload_that_is_not_json_is_refused(make_app: Callable[..., legat
     assert handle.result() == [1, 2]
 
 
-def test_wrongly_typed_payload_fails_the_run_with_a_clear_error(
+def test_wrongly_typed_payload_is_rejected_and_a_corrected_one_accepted_after_retry(
     make_app: Callable[..., legato.App],
 ) -> None:
     app = make_app()
 
     @app.workflow()
-    async def wf(ctx: legato.Context) -> None:
-        await ctx.wait_for_event("reply", type=Reply)
+    async def wf(ctx: legato.Context) -> str:
+        reply = await ctx.wait_for_event("reply", type=Reply)
+        return reply.candidate
 
     handle = app.start(wf, run_id="w")
     app.send_event("w", "reply", {"candidate": 3})
     app.run_until_idle()
     with pytest.raises(legato.RunFailed, match="event 'reply' of run 'w' does not match its type"):
         handle.result()
+    # the bad payload stays rejected: after a retry the run waits for a corrected event
+    app.retry("w")
+    app.run_until_idle()
+    assert handle.status() == "waiting"
+    app.send_event("w", "reply", {"candidate": "c9", "interested": False})
+    app.run_until_idle()
+    assert handle.result() == "c9"
+
+
+def test_handled_rejection_replays_the_same_way(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> str:
+        with contextlib.suppress(legato.SerializationError):
+            await ctx.wait_for_event("reply", type=Reply)
+        await ctx.sleep(timedelta(days=1))  # unload and replay through the rejection
+        reply = await ctx.wait_for_event("reply", type=Reply)
+        return reply.candidate
+
+    handle = app.start(wf, run_id="h")
+    app.send_event("h", "reply", "garbage")
+    app.send_event("h", "reply", {"candidate": "ok", "interested": True})
+    app.run_until_idle()
+    assert handle.result() == "ok"

@@ -186,7 +186,7 @@ def test_child_workflows_run_and_return(make_app: Callable[..., legato.App]) -> 
     handle = app.start(parent, run_id="p")
     app.run_until_idle()
     assert handle.result() == [2, 4]
-    assert app.handle("p:0").result() == 2 and app.handle("p:1").result() == 4
+    assert app.handle("p~0").result() == 2 and app.handle("p~1").result() == 4
 
 
 def test_failed_child_raises_child_failed_in_parent(make_app: Callable[..., legato.App]) -> None:
@@ -354,3 +354,73 @@ def test_blocking_sync_steps_of_many_runs_run_in_parallel(db_url: str) -> None:
         assert sorted(h.result() for h in handles) == list(range(12))
     finally:
         app.close()
+
+
+def test_workflow_decorator_without_parentheses_and_timeline(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+
+    @app.step
+    async def one() -> int:
+        return 1
+
+    @app.workflow
+    async def bare(ctx: legato.Context) -> int:
+        return await one()
+
+    handle = app.start(bare, run_id="bare")
+    app.run_until_idle()
+    assert handle.result() == 1
+    timeline = handle.timeline()
+    assert timeline.run.status == "completed"
+    assert [(e.kind, e.name, e.status) for e in timeline.entries] == [("step", "one", "completed")]
+    with pytest.raises(legato.ConfigurationError, match=r"@app\.workflow\(name='x'\)"):
+        app.workflow("x")  # type: ignore[call-overload]
+
+
+def test_child_ids_never_collide_with_user_run_ids(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def child(ctx: legato.Context) -> str:
+        return "child"
+
+    @app.workflow()
+    async def parent(ctx: legato.Context) -> str:
+        return await ctx.child(child)
+
+    app.start(child, run_id="p:0")  # a user's run whose id looks like an old-style child id
+    assert app.run(parent, run_id="p") == "child"
+    assert app.handle("p~0").status() == "completed"
+
+
+def test_retrying_a_parent_resumes_its_cancelled_child(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def child(ctx: legato.Context) -> str:
+        await ctx.wait_for_event("go")
+        return "done"
+
+    @app.workflow()
+    async def parent(ctx: legato.Context) -> str:
+        return await ctx.child(child)
+
+    handle = app.start(parent, run_id="par")
+    app.run_until_idle()
+    app.cancel("par~0")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed, match="ChildFailed: child run 'par~0' cancelled"):
+        handle.result()
+    app.retry("par")
+    app.send_event("par~0", "go")
+    app.run_until_idle()
+    assert handle.result() == "done"
+
+
+def test_retry_policy_accepts_seconds() -> None:
+    policy = legato.RetryPolicy(initial=2, max_delay=5.0, jitter=False)
+    assert policy.initial == timedelta(seconds=2) and policy.delay(3) == 5.0
+    with pytest.raises(legato.ConfigurationError, match="must be a timedelta or seconds"):
+        legato.RetryPolicy(initial="soon")  # type: ignore[arg-type]

@@ -82,8 +82,23 @@ class App:
         return f"<legato.App {self.name!r} database={self.database_url!r}>"
 
     # -- registration -------------------------------------------------------------------
-    def workflow(self, name: str | None = None) -> Callable[[WorkflowFn[P, R]], WorkflowFn[P, R]]:
-        """Register ``async def f(ctx: legato.Context, ...)`` as a durable workflow."""
+    @overload
+    def workflow(self, fn: WorkflowFn[P, R], /) -> WorkflowFn[P, R]: ...
+
+    @overload
+    def workflow(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[WorkflowFn[P, R]], WorkflowFn[P, R]]: ...
+
+    def workflow(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+        """Register ``async def f(ctx: legato.Context, ...)`` as a durable workflow.
+
+        Use it as ``@app.workflow`` or ``@app.workflow(name="...")``.
+        """
+        if fn is not None and not callable(fn):
+            raise ConfigurationError(
+                f"@app.workflow takes the name as a keyword: @app.workflow(name={fn!r})"
+            )
 
         def register(fn: WorkflowFn[P, R]) -> WorkflowFn[P, R]:
             definition = WorkflowDef(qualified_name(fn, name), fn)
@@ -94,7 +109,7 @@ class App:
             fn.__legato_workflow__ = definition  # type: ignore[attr-defined]
             return fn
 
-        return register
+        return register(fn) if fn is not None else register
 
     @overload
     def step(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
-from legato import serde
 from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -80,10 +79,7 @@ class Context:
         if not name:
             raise ConfigurationError("an event name must be a non-empty string")
         seconds = None if timeout is None else _seconds(timeout, "event timeout")
-        payload = await self._execution.wait_for_event(name, seconds)
-        if type is None:
-            return payload
-        return serde.coerce(payload, type, what=f"event {name!r} of run {self.run_id!r}")
+        return await self._execution.wait_for_event(name, seconds, type)
 
     async def child(
         self,

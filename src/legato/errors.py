@@ -113,6 +113,7 @@ class RunFailed(LegatoError):
         error_type: str,
         message: str,
         traceback: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         super().__init__(f"run {run_id!r} (workflow {workflow!r}) failed: {error_type}: {message}")
         self.run_id = run_id
@@ -120,6 +121,8 @@ class RunFailed(LegatoError):
         self.error_type = error_type
         self.message = message
         self.traceback = traceback
+        #: the ``code`` of the workflow's error when it was a LegatoError ("step_failed", ...)
+        self.error_code = error_code
 
     @classmethod
     def from_error(cls, run_id: str, workflow: str, error: dict[str, Any]) -> RunFailed:
@@ -129,6 +132,7 @@ class RunFailed(LegatoError):
             str(error.get("type", "Error")),
             str(error.get("message", "")),
             error.get("traceback"),
+            error.get("code"),
         )
 
 

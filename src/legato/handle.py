@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from legato import serde
@@ -12,6 +13,7 @@ from legato.store.base import TERMINAL, RunRecord
 if TYPE_CHECKING:
     from legato.app import App
     from legato.engine.definitions import WorkflowDef
+    from legato.ops import Timeline
 
 R = TypeVar("R")
 
@@ -34,6 +36,14 @@ class RunHandle(Generic[R]):
     def describe(self) -> RunRecord:
         return self.app._sync(self.describe_async())
 
+    async def timeline_async(self) -> Timeline:
+        """The run and its journal, entry by entry (what ``legato show`` prints)."""
+        return await (await self.app.ops_async()).timeline(self.run_id)
+
+    def timeline(self) -> Timeline:
+        """The run and its journal, entry by entry (what ``legato show`` prints)."""
+        return self.app._sync(self.timeline_async())
+
     async def status_async(self) -> str:
         return (await self.describe_async()).status
 
@@ -41,12 +51,14 @@ class RunHandle(Generic[R]):
         """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``."""
         return self.app._sync(self.status_async())
 
-    async def result_async(self, timeout: float | None = None) -> R:
+    async def result_async(self, timeout: timedelta | float | None = None) -> R:
         """Wait for the run to end; return its result or raise RunFailed / RunCancelled.
 
         Someone must be executing the run: a worker process, ``app.run`` or
         ``app.run_until_idle``. ``timeout`` (seconds) raises :class:`legato.ResultTimeout`.
         """
+        if isinstance(timeout, timedelta):
+            timeout = timeout.total_seconds()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.005
@@ -60,7 +72,7 @@ class RunHandle(Generic[R]):
             await asyncio.sleep(pause)
             delay = min(delay * 2, 0.25)
 
-    def result(self, timeout: float | None = None) -> R:
+    def result(self, timeout: timedelta | float | None = None) -> R:
         """Wait for the run to end; return its result or raise RunFailed / RunCancelled."""
         return self.app._sync(self.result_async(timeout))
 

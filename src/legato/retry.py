@@ -20,20 +20,28 @@ class RetryPolicy:
     """
 
     max_attempts: int = 3
-    initial: timedelta = timedelta(seconds=1)
+    initial: timedelta | float = timedelta(seconds=1)
     multiplier: float = 2.0
-    max_delay: timedelta = timedelta(minutes=5)
+    max_delay: timedelta | float = timedelta(minutes=5)
     jitter: bool = True
     non_retryable: tuple[type[BaseException], ...] = field(default=())
 
     def __post_init__(self) -> None:
+        for name in ("initial", "max_delay"):  # seconds are welcome too
+            value = getattr(self, name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                object.__setattr__(self, name, timedelta(seconds=value))
+            elif not isinstance(value, timedelta):
+                raise ConfigurationError(
+                    f"RetryPolicy.{name} must be a timedelta or seconds, got {value!r}"
+                )
         if self.max_attempts < 1:
             raise ConfigurationError(
                 f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}"
             )
         if self.multiplier < 1:
             raise ConfigurationError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier}")
-        if self.initial < timedelta(0) or self.max_delay < timedelta(0):
+        if _seconds(self.initial) < 0 or _seconds(self.max_delay) < 0:
             raise ConfigurationError("RetryPolicy delays must not be negative")
 
     def is_retryable(self, error: BaseException) -> bool:
@@ -41,11 +49,15 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = self.initial.total_seconds() * self.multiplier ** (attempt - 1)
-        capped = min(base, self.max_delay.total_seconds())
+        base = _seconds(self.initial) * self.multiplier ** (attempt - 1)
+        capped = min(base, _seconds(self.max_delay))
         if self.jitter:
             return (rng or random).uniform(capped / 2, capped)
         return capped
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 NO_RETRY = RetryPolicy(max_attempts=1, jitter=False)

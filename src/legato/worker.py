@@ -42,6 +42,16 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def host_identity() -> str:
+    """The host name plus the PID namespace: pids are comparable only within one namespace
+    (two containers may share a host name but never a namespace)."""
+    name = socket.gethostname()
+    try:
+        return f"{name}#pidns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
+
+
 class Worker:
     """Executes runs of the given workflows from one store until stopped."""
 
@@ -66,7 +76,7 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.grace = grace
-        self.hostname = socket.gethostname()
+        self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
         # behind asyncio's small default pool. Threads are created only when needed.

@@ -441,11 +441,14 @@ class Execution:
         entry.status, entry.finished_at = "completed", self.clock.now()
         self._record_soon(entry)
 
-    async def wait_for_event(self, name: str, timeout: float | None) -> Any:
+    async def wait_for_event(self, name: str, timeout: float | None, kind: Any = None) -> Any:
         seq, entry = self._next("event", name)
         if entry is not None and entry.status == "completed":
-            return serde.loads(entry.output)
+            return await self._accept(entry, kind)
         if entry is not None and entry.status == "failed":
+            err = serde.loads(entry.error) or {}
+            if err.get("type") == "SerializationError":
+                raise SerializationError(err.get("message", ""))
             raise EventTimeout(name, float(entry.input or 0))
         now = self.clock.now()
         if entry is None:
@@ -470,8 +473,9 @@ class Execution:
             )
             payload = await self.store.consume_event(self.owner, taken)
             if payload is not None:
+                taken.output = payload
                 self.journal[seq] = taken
-                return serde.loads(payload)
+                return await self._accept(taken, kind)
             if entry.wake_at is not None and self.clock.now() >= entry.wake_at:
                 entry.status, entry.finished_at = "failed", self.clock.now()
                 entry.error = serde.dumps(
@@ -492,6 +496,20 @@ class Execution:
                 self.clock.sleep(remaining) if remaining is not None else _forever(),
             )
 
+    async def _accept(self, entry: Entry, kind: Any) -> Any:
+        """The event's payload, validated into ``kind``; a payload that does not fit is
+        rejected for good (its entry fails), so ``legato retry`` waits for a new event."""
+        value = serde.loads(entry.output)
+        if kind is None:
+            return value
+        try:
+            return serde.coerce(value, kind, what=f"event {entry.name!r} of run {self.run_id!r}")
+        except SerializationError as exc:
+            entry.status = "failed"
+            entry.error = serde.dumps(serde.error_json(exc, with_traceback=False), what="an error")
+            await self._record(entry)
+            raise
+
     # -- child runs ---------------------------------------------------------------------
     async def child(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -506,7 +524,9 @@ class Execution:
             )
         definition = registered
         seq, entry = self._next("child", definition.name)
-        child_id = f"{self.run_id}:{seq}"
+        # '~' never appears in a run id a user chooses, so a child id cannot collide with one;
+        # replay uses the id recorded in the journal (runs of legato 0.1.0 used ':').
+        child_id = entry.input if entry is not None and entry.input else f"{self.run_id}~{seq}"
         if entry is None:
             now = self.clock.now()
             entry = self._entry(

@@ -656,7 +656,7 @@ async def _upsert(conn: Conn, e: Entry) -> None:
 
 
 async def _reopen(conn: Conn, run_id: str, now: float) -> None:
-    """Reset a failed run to resume from its first failed entry (failed children too)."""
+    """Reset a run to resume from its first failed entry (see the SQLite store's _reopen)."""
     cur = await conn.execute(
         "SELECT MIN(seq) FROM entries WHERE run_id = %s AND status = 'failed'", (run_id,)
     )
@@ -665,14 +665,16 @@ async def _reopen(conn: Conn, run_id: str, now: float) -> None:
         cur = await conn.execute(
             "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
             " AND r.parent_seq = e.seq WHERE e.run_id = %s AND e.seq >= %s AND e.kind = 'child'"
-            " AND r.status = 'failed'",
+            " AND r.status IN ('failed', 'cancelled')",
             (run_id, first_failed),
         )
         for (child_id,) in await cur.fetchall():
             await _reopen(conn, child_id, now)
         await conn.execute(
-            "UPDATE events SET consumed_seq = NULL WHERE run_id = %s AND consumed_seq >= %s",
-            (run_id, first_failed),
+            "UPDATE events SET consumed_seq = NULL WHERE run_id = %s AND consumed_seq >= %s"
+            " AND consumed_seq NOT IN (SELECT seq FROM entries WHERE run_id = %s"
+            " AND kind = 'event' AND status = 'failed')",
+            (run_id, first_failed, run_id),
         )
         await conn.execute(
             "DELETE FROM entries WHERE run_id = %s AND seq >= %s", (run_id, first_failed)

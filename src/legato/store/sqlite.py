@@ -577,7 +577,9 @@ def _wake_parent(conn: sqlite3.Connection, parent_run_id: str | None, now: float
 
 
 def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
-    """Reset a failed run to resume from its first failed entry (failed children too)."""
+    """Reset a run to resume from its first failed entry (and children that failed or were
+    cancelled). Events taken by the removed entries go back to the buffer, except those that
+    were rejected (their entry failed): a retry waits for a new one."""
     row = conn.execute(
         "SELECT MIN(seq) FROM entries WHERE run_id = ? AND status = 'failed'", (run_id,)
     ).fetchone()
@@ -586,14 +588,16 @@ def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
         children = conn.execute(
             "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
             " AND r.parent_seq = e.seq WHERE e.run_id = ? AND e.seq >= ? AND e.kind = 'child'"
-            " AND r.status = 'failed'",
+            " AND r.status IN ('failed', 'cancelled')",
             (run_id, first_failed),
         ).fetchall()
         for (child_id,) in children:
             _reopen(conn, child_id, now)
         conn.execute(
-            "UPDATE events SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq >= ?",
-            (run_id, first_failed),
+            "UPDATE events SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq >= ?"
+            " AND consumed_seq NOT IN (SELECT seq FROM entries WHERE run_id = ?"
+            " AND kind = 'event' AND status = 'failed')",
+            (run_id, first_failed, run_id),
         )
         conn.execute("DELETE FROM entries WHERE run_id = ? AND seq >= ?", (run_id, first_failed))
     conn.execute(
