@@ -171,6 +171,7 @@ def test_database_from_a_newer_legato_is_refused(tmp_path: Path) -> None:
         ("sqlite://relative.db", "bad SQLite URL"),
         ("sqlite:///:memory:", "in-memory databases are not supported"),
         ("sqlite:////no/such/folder/x.db", "folder '/no/such/folder' does not exist"),
+        ("sqlite:///x.db?mode=ro", "takes no options after '?'"),
     ],
 )
 def test_bad_database_urls(url: str, message: str) -> None:
@@ -189,3 +190,16 @@ def test_database_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGATO_DATABASE_URL", "sqlite:///from-env.db")
     assert legato.App("a").database_url == "sqlite:///from-env.db"
     assert legato.App("a", "sqlite:///arg.db").database_url == "sqlite:///arg.db"
+
+
+def test_home_folder_in_sqlite_url_is_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    asyncio.run(_open("sqlite:///~/home.db").close())
+    assert (tmp_path / "home.db").exists()
+
+
+def test_url_mistakes_are_configuration_errors() -> None:
+    with pytest.raises(legato.ConfigurationError):
+        _open("sqlite://relative.db")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from legato import serde
@@ -88,6 +89,13 @@ class Operations:
         if run is None:
             raise UnknownRun(f"no run {run_id!r} in {self.store.url}")
         return run
+
+    async def gc(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Remove runs that finished more than ``older_than`` ago (retention)."""
+        if older_than < timedelta(0):
+            raise ConfigurationError("the age of runs to remove must not be negative")
+        before = self.clock.now() - older_than.total_seconds()
+        return await self.store.delete_finished(before, dry_run=dry_run)
 
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.engine.execution import Execution, Outcome
-from legato.errors import StoreError
+from legato.errors import ConfigurationError, StoreError
 from legato.store.base import RunRecord, Store, WorkerRecord
 
 log = logging.getLogger("legato.worker")
@@ -67,7 +67,7 @@ class Worker:
         grace: float = 10.0,
     ) -> None:
         if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         self.store = store
         self.clock = clock
         self.workflows = workflows

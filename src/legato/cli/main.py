@@ -9,10 +9,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from legato.errors import ConfigurationError, LegatoError
 
@@ -37,23 +39,41 @@ def load_app(target: str) -> App:
     """Import ``module:attribute`` (or ``path/to/file.py:attribute``) and return the App."""
     from legato.app import App
 
-    module_name, sep, attr = target.partition(":")
+    module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
         raise ConfigurationError(
             f"expected MODULE:APP (for example myproject.flows:app), got {target!r}"
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
-        raise
+    if module_name.endswith(".py"):
+        module = _import_file(module_name)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                raise ConfigurationError(f"cannot import module {module_name!r}: {exc}") from None
+            raise
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         raise ConfigurationError(f"{target!r} is not a legato.App (found {type(app).__name__})")
     return app
+
+
+def _import_file(path: str) -> Any:
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigurationError(f"no such file {path!r}")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise ConfigurationError(f"cannot import {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]]) -> T:
@@ -62,7 +82,7 @@ def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]
         from legato.ops import Operations
         from legato.store import open_store
 
-        store = await open_store(ctx.obj["url"])
+        store = await open_store(ctx.obj["url"], create=False)
         try:
             return await work(Operations(store, SystemClock()))
         finally:
@@ -102,15 +122,25 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     """legato: durable, governed AI workflows."""
     from legato.store import DEFAULT_URL
 
-    url = database_url
+    # An explicit --database-url wins; then the app's own URL (which itself falls back to
+    # LEGATO_DATABASE_URL); then the environment; then the default.
+    explicit = ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
+    url = database_url if explicit else None
     if url is None and app_target is not None:
         url = load_app(app_target).database_url
-    ctx.obj = {"url": url or DEFAULT_URL}
+    ctx.obj = {"url": url or database_url or DEFAULT_URL, "explicit": explicit}
 
 
 @cli.command()
 @click.argument("target", metavar="MODULE:APP")
-@click.option("--concurrency", "-c", default=100, show_default=True, help="Runs held at once.")
+@click.option(
+    "--concurrency",
+    "-c",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Runs held at once.",
+)
 @click.option("--lease", default=30.0, show_default=True, help="Lease length in seconds.")
 @click.option("--poll", default=0.2, show_default=True, help="Seconds between database polls.")
 @click.option(
@@ -119,17 +149,32 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     show_default=True,
     help="On SIGINT/SIGTERM, seconds to let running steps finish before releasing runs.",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.pass_context
 def worker(
-    target: str, concurrency: int, lease: float, poll: float, grace: float, log_level: str
+    ctx: click.Context,
+    target: str,
+    concurrency: int,
+    lease: float,
+    poll: float,
+    grace: float,
+    log_level: str,
 ) -> None:
     """Execute runs of the app's workflows until SIGINT or SIGTERM."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = load_app(target)
+    if ctx.obj["explicit"]:
+        app.database_url = ctx.obj["url"]
+    count = len(app.workflows)
     click.echo(
-        f"legato worker: app {app.name!r}, {len(app.workflows)} workflows,"
+        f"legato worker: app {app.name!r}, {count} workflow{'' if count == 1 else 's'},"
         f" database {app.database_url}, concurrency {concurrency}",
         err=True,
     )
@@ -226,7 +271,7 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
     if timeline.entries:
         console.print(table)
     else:
-        console.print("(no journal entries yet)")
+        console.print("(no journal entries)")
     if run.status == "completed":
         console.print("result: " + (run.output or "null"), markup=False, highlight=False)
     if run.error:
@@ -268,6 +313,62 @@ def retry(ctx: click.Context, run_id: str) -> None:
     """Resume a failed run from its failed entry (after fixing the code, for instance)."""
     _run(ctx, lambda ops: ops.retry(run_id))
     click.echo(f"run {run_id} will resume from its failed entry on the next worker")
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate legato's tables (workers also do this when they start)."""
+
+    async def upgrade() -> int:
+        from legato.store import open_store
+
+        store = await open_store(ctx.obj["url"])
+        try:
+            return await store.schema_version()
+        finally:
+            await store.close()
+
+    version = asyncio.run(upgrade())
+    click.echo(f"database {ctx.obj['url']} is at schema version {version}")
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Finished at least this long ago: 30d, 12h, 90m, 2w.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.pass_context
+def gc(ctx: click.Context, older_than: str, dry_run: bool) -> None:
+    """Remove finished runs (completed, failed, cancelled), their journals and events."""
+    age = parse_age(older_than)
+    removed = _run(ctx, lambda ops: ops.gc(age, dry_run=dry_run))
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {removed} finished run{'' if removed == 1 else 's'} older than {older_than}"
+    )
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d`` -> 30 days; units s, m, h, d, w."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if unit not in units or value < 0:
+        raise ConfigurationError(f"bad age {text!r}: use a number and a unit, like 30d, 12h, 90m")
+    return timedelta(seconds=value * units[unit])
 
 
 def _styled(status: str) -> str:

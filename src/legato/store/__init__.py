@@ -15,16 +15,20 @@ from legato.store.base import (
 DEFAULT_URL = "sqlite:///./legato.db"
 
 
-async def open_store(url: str, *, durability: str = "normal", long_lived: bool = False) -> Store:
+async def open_store(
+    url: str, *, durability: str = "normal", long_lived: bool = False, create: bool = True
+) -> Store:
     """Open (creating and migrating if needed) the store at ``url``.
 
     ``long_lived`` stores (an app's, which workers write through) keep housekeeping such as
-    SQLite WAL checkpoints off the connection that commits journal entries.
+    SQLite WAL checkpoints off the connection that commits journal entries. With
+    ``create=False`` a SQLite file that does not exist is an error instead of a new database
+    (what a command that only reads wants: a mistyped path must not print "no runs").
     """
     if url.startswith("sqlite://"):
         from legato.store.sqlite import SQLiteStore
 
-        store = SQLiteStore.open(url, durability)  # type: ignore[arg-type]
+        store = SQLiteStore.open(url, durability, create=create)  # type: ignore[arg-type]
         if long_lived:
             store.checkpoint_in_background()
         return store

@@ -90,6 +90,16 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def schema_version(self) -> int:
+        """The newest migration applied to the database."""
+
+    async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
+        """Remove runs that finished before ``before`` with their journals and events.
+
+        A child run goes only with (or after) its parent, never while the parent is waiting
+        on it. Returns how many runs were (or, with ``dry_run``, would be) removed.
+        """
+
     # runs -------------------------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         """Insert ``run`` unless its id exists; return the stored run and whether it is new."""

@@ -192,6 +192,31 @@ class PostgresStore:
         await self._journal.drain()
         await self._pool.close()
 
+    async def schema_version(self) -> int:
+        rows = await self._rows("SELECT MAX(version) FROM legato_migrations")
+        return int(rows[0][0])
+
+    async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
+        async def work(conn: Conn) -> int:
+            cur = await conn.execute(
+                "SELECT r.run_id FROM runs r LEFT JOIN runs p ON p.run_id = r.parent_run_id"
+                " WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.finished_at < %s"
+                " AND (p.run_id IS NULL OR p.status IN ('completed', 'failed', 'cancelled'))",
+                (before,),
+            )
+            ids = [r[0] for r in await cur.fetchall()]
+            if not dry_run and ids:
+                for table in ("entries", "events", "runs"):
+                    await conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(
+                            sql.Identifier(table)
+                        ),
+                        (ids,),
+                    )
+            return len(ids)
+
+        return await self._retrying(work)
+
     # -- plumbing -----------------------------------------------------------------------
     async def _retrying(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction; on a lost connection, retry with backoff."""
@@ -290,7 +315,7 @@ class PostgresStore:
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, lock=True)
+            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
             await conn.execute(
@@ -314,7 +339,7 @@ class PostgresStore:
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, lock=True)
+            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
             if run.status != "failed":
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; only failed runs can be retried"
@@ -327,7 +352,7 @@ class PostgresStore:
 
     async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
         async def work(conn: Conn) -> None:
-            run = await _require_run(conn, run_id, lock=True)
+            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
             if run.status in TERMINAL:
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; event {name!r} would never be received"
@@ -621,12 +646,14 @@ class PostgresStore:
         return [WorkerRecord(*r) for r in rows]
 
 
-async def _require_run(conn: Conn, run_id: str, *, lock: bool = False) -> RunRecord:
+async def _require_run(
+    conn: Conn, run_id: str, *, lock: bool = False, url: str = "this database"
+) -> RunRecord:
     suffix = " FOR UPDATE" if lock else ""
     cur = await conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s{suffix}", (run_id,))
     row = await cur.fetchone()
     if row is None:
-        raise UnknownRun(f"no run {run_id!r} in this database")
+        raise UnknownRun(f"no run {run_id!r} in {url}")
     return _run(row)
 
 

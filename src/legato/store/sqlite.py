@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from legato.errors import RunConflict, StoreError, UnknownRun
+from legato.errors import ConfigurationError, RunConflict, StoreError, UnknownRun
 from legato.store.base import TERMINAL, Entry, RunRecord, Wait, WorkerRecord
 from legato.store.group_commit import GroupCommit
 from legato.store.migrations import (
@@ -73,15 +73,21 @@ def _in(values: Sequence[Any]) -> str:
 
 
 def path_from_url(url: str) -> str:
-    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
+    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``;
+    ``sqlite:///~/x.db`` -> the file in the home folder."""
     rest = url[len("sqlite://") :]
     if not rest.startswith("/") or rest == "/":
-        raise StoreError(
+        raise ConfigurationError(
             f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
         )
-    path = rest[1:].split("?", 1)[0]
+    path, _, query = rest[1:].partition("?")
+    if query:
+        raise ConfigurationError(
+            f"bad SQLite URL {url!r}: it takes no options after '?' (durability is an App argument)"
+        )
+    path = os.path.expanduser(path)
     if path in ("", ":memory:"):
-        raise StoreError(
+        raise ConfigurationError(
             f"bad SQLite URL {url!r}: legato needs a database file that several connections"
             " share; in-memory databases are not supported"
         )
@@ -99,14 +105,20 @@ class SQLiteStore:
         self._checkpointer: _Checkpointer | None = None
 
     @classmethod
-    def open(cls, url: str, durability: Durability = "normal") -> SQLiteStore:
+    def open(
+        cls, url: str, durability: Durability = "normal", *, create: bool = True
+    ) -> SQLiteStore:
         path = path_from_url(url)
         if durability not in ("normal", "full"):
-            raise StoreError(f"durability must be 'normal' or 'full', got {durability!r}")
-        parent = Path(path).expanduser().resolve().parent
+            raise ConfigurationError(f"durability must be 'normal' or 'full', got {durability!r}")
+        parent = Path(path).resolve().parent
         if not parent.is_dir():
-            raise StoreError(
+            raise ConfigurationError(
                 f"cannot open database {path!r}: folder {str(parent)!r} does not exist"
+            )
+        if not create and not Path(path).exists():
+            raise StoreError(
+                f"no legato database at {path!r}: check --database-url or LEGATO_DATABASE_URL"
             )
         try:
             conn = sqlite3.connect(
@@ -126,6 +138,32 @@ class SQLiteStore:
             conn.close()
             raise
         return cls(url, conn, path)
+
+    async def schema_version(self) -> int:
+        rows = self._query("SELECT MAX(version) FROM legato_migrations")
+        return int(rows[0][0])
+
+    async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            conn.execute("DROP TABLE IF EXISTS temp.legato_gc")
+            conn.execute(
+                "CREATE TEMP TABLE legato_gc AS SELECT r.run_id FROM runs r"
+                " LEFT JOIN runs p ON p.run_id = r.parent_run_id"
+                " WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.finished_at < ?"
+                " AND (p.run_id IS NULL OR p.status IN ('completed', 'failed', 'cancelled'))",
+                (before,),
+            )
+            count = int(conn.execute("SELECT count(*) FROM temp.legato_gc").fetchone()[0])
+            if not dry_run:
+                for table in ("entries", "events", "runs"):
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM temp.legato_gc)"
+                    )
+            conn.execute("DROP TABLE temp.legato_gc")
+            return count
+
+        result: int = await self._write(op)
+        return result
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -218,7 +256,7 @@ class SQLiteStore:
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         def op(conn: sqlite3.Connection) -> RunRecord:
-            run = _require_run(conn, run_id)
+            run = _require_run(conn, run_id, self.url)
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
             conn.execute(
@@ -242,7 +280,7 @@ class SQLiteStore:
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         def op(conn: sqlite3.Connection) -> RunRecord:
-            run = _require_run(conn, run_id)
+            run = _require_run(conn, run_id, self.url)
             if run.status != "failed":
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; only failed runs can be retried"
@@ -255,7 +293,7 @@ class SQLiteStore:
 
     async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            run = _require_run(conn, run_id)
+            run = _require_run(conn, run_id, self.url)
             if run.status in TERMINAL:
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; event {name!r} would never be received"
@@ -561,10 +599,10 @@ def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> Non
             delay = min(delay * 2, 0.2)
 
 
-def _require_run(conn: sqlite3.Connection, run_id: str) -> RunRecord:
+def _require_run(conn: sqlite3.Connection, run_id: str, url: str = "this database") -> RunRecord:
     row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     if row is None:
-        raise UnknownRun(f"no run {run_id!r} in this database")
+        raise UnknownRun(f"no run {run_id!r} in {url}")
     return _run(row)
 
 
