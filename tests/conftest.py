@@ -3,12 +3,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,9 +59,44 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every behavioural test runs on both backends: a temp SQLite file, a fresh PG schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'legato.db'}"
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests of SQLite itself (files, URLs, WAL)."""
     return f"sqlite:///{tmp_path / 'legato.db'}"
+
+
+def sql(db_url: str, query: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the test database, whichever backend (``?`` placeholders)."""
+    if db_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        try:
+            rows = conn.execute(query, params).fetchall()
+            conn.commit()
+            return rows
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as pg:
+        try:
+            cur = pg.execute(query.replace("?", "%s"), params)  # type: ignore[arg-type]
+        except psycopg.errors.UndefinedTable:
+            return []
+        return cur.fetchall() if cur.description else []
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import legato
 from legato.cli.main import cli
-from tests.conftest import LEGATO
+from tests.conftest import LEGATO, sql
 
 
 @pytest.fixture
@@ -201,20 +201,12 @@ def test_gc_removes_old_finished_runs_only(
     app.start(parent, False, run_id="recent")
     app.run_until_idle()
 
-    async def age_everything() -> None:  # the CLI runs on the system clock
-        import sqlite3
-
-        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-        conn.execute(
-            "UPDATE runs SET finished_at = finished_at - 86400 * 400 WHERE run_id != 'recent'"
-            " AND run_id != 'recent~0'"
-        )
-        conn.commit()
-        conn.close()
-
-    import asyncio
-
-    asyncio.run(age_everything())
+    # the CLI runs on the system clock: age the old runs by hand
+    sql(
+        db_url,
+        "UPDATE runs SET finished_at = finished_at - 86400 * 400"
+        " WHERE run_id NOT IN ('recent', 'recent~0')",
+    )
     code, out = _invoke(runner, db_url, "gc", "--older-than", "30d", "--dry-run")
     assert code == 0 and out.startswith("would remove 2 finished runs")  # old-done and its child
     code, out = _invoke(runner, db_url, "gc", "--older-than", "30d")

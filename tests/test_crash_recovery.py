@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import legato
 from tests.apps import crash_app, many_app
 from tests.apps.counters import counts, executions
-from tests.conftest import WorkerProcess, wait_until
+from tests.conftest import WorkerProcess, sql, wait_until
 
 
 @pytest.fixture
@@ -22,22 +21,13 @@ def crash(db_url: str) -> Iterator[legato.App]:
 
 
 def _workers(db_url: str) -> int:
-    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    try:
-        return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return 0
-    finally:
-        conn.close()
+    rows = sql(db_url, "SELECT count(*) FROM workers")
+    return int(rows[0][0]) if rows else 0
 
 
 def _status(db_url: str, run_id: str) -> str | None:
-    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    try:
-        row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
+    rows = sql(db_url, "SELECT status FROM runs WHERE run_id = ?", (run_id,))
+    return str(rows[0][0]) if rows else None
 
 
 @pytest.mark.parametrize("k", [1, 5, 9])
@@ -95,16 +85,7 @@ def test_two_worker_processes_share_200_runs_without_overlap(
             many_app.app.start(many_app.three, run_id=f"m{i:03d}")
 
         def done() -> bool:
-            conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-            try:
-                return (
-                    conn.execute("SELECT count(*) FROM runs WHERE status = 'completed'").fetchone()[
-                        0
-                    ]
-                    == 200
-                )
-            finally:
-                conn.close()
+            return sql(db_url, "SELECT count(*) FROM runs WHERE status = 'completed'")[0][0] == 200
 
         wait_until(done, timeout=120, what="200 runs to complete")
         for w in workers:
@@ -121,11 +102,5 @@ def test_two_worker_processes_share_200_runs_without_overlap(
     assert all(len(p) == 1 for p in pids_per_run.values())  # no run moved between workers
     assert len({pid for _, _, pid in lines}) == 2  # and both workers did some of the work
 
-    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    try:
-        rows = conn.execute(
-            "SELECT run_id, count(*), max(seq) FROM entries GROUP BY run_id"
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = sql(db_url, "SELECT run_id, count(*), max(seq) FROM entries GROUP BY run_id")
     assert len(rows) == 200 and all(n == 3 and top == 2 for _, n, top in rows)

@@ -19,6 +19,7 @@ import pytest
 
 import legato
 from legato.testing import TimeSkippingClock
+from tests.conftest import sql
 from tests.histories import reference
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -38,17 +39,12 @@ def _dump(db: Path, run_ids: list[str]) -> dict[str, list[dict[str, object]]]:
     return out
 
 
-def _load(db: Path, data: dict[str, list[dict[str, object]]]) -> None:
-    conn = sqlite3.connect(db)
+def _load(db_url: str, data: dict[str, list[dict[str, object]]]) -> None:
     for table, rows in data.items():
         for row in rows:
             cols = ",".join(row)
-            conn.execute(
-                f"INSERT INTO {table} ({cols}) VALUES ({','.join('?' * len(row))})",
-                list(row.values()),
-            )
-    conn.commit()
-    conn.close()
+            marks = ",".join("?" * len(row))
+            sql(db_url, f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
 
 
 def record(folder: Path) -> Path:
@@ -73,8 +69,7 @@ def test_recorded_history_replays(
     reference.register(app)
     with pytest.raises(legato.UnknownRun):  # opens (and so creates) the database
         app.handle("nothing").status()
-    db = Path(app.database_url.removeprefix("sqlite:///"))
-    _load(db, json.loads(history.read_text()))
+    _load(app.database_url, json.loads(history.read_text()))
 
     reference.executed.clear()
     run = app.handle("golden-1")

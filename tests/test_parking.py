@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sqlite3
 import time
 import tracemalloc
 from datetime import timedelta
@@ -14,16 +13,13 @@ import pytest
 import legato
 from legato.engine.execution import Execution
 from legato.worker import Worker
+from tests.conftest import sql
 
 RUNS = 10_000
 
 
 def _waiting(db_url: str) -> int:
-    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    try:
-        return int(conn.execute("SELECT count(*) FROM runs WHERE status = 'waiting'").fetchone()[0])
-    finally:
-        conn.close()
+    return int(sql(db_url, "SELECT count(*) FROM runs WHERE status = 'waiting'")[0][0])
 
 
 @pytest.mark.slow
@@ -75,13 +71,10 @@ def test_ten_thousand_runs_sleeping_a_week_hold_no_memory_in_the_worker(db_url: 
     # nothing proportional to the 10,000 runs stays behind (100 bytes a run would be 1 MB)
     assert grown < 1_000_000, f"worker memory grew by {grown} bytes"
 
-    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    try:
-        rows = conn.execute(
-            "SELECT count(*), min(wake_at), max(waiting_on) FROM runs WHERE status = 'waiting'"
-        ).fetchone()
-    finally:
-        conn.close()
+    [rows] = sql(
+        db_url,
+        "SELECT count(*), min(wake_at), max(waiting_on) FROM runs WHERE status = 'waiting'",
+    )
     assert rows[0] == RUNS
     assert rows[1] > time.time() + 6.9 * 86400
     assert rows[2].startswith("sleep until ")

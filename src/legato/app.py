@@ -75,6 +75,9 @@ class App:
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
             weakref.WeakKeyDictionary()
         )
+        self._opening: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[_Runtime]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._portal: Portal | None = None
 
@@ -179,10 +182,23 @@ class App:
     async def _rt(self) -> _Runtime:
         loop = asyncio.get_running_loop()
         runtime = self._runtimes.get(loop)
-        if runtime is None:
-            store = await open_store(self.database_url, durability=self.durability, long_lived=True)
-            runtime = _Runtime(loop, store, Operations(store, self.clock))
-            self._runtimes[loop] = runtime
+        if runtime is not None:
+            return runtime
+        # Many coroutines may ask at once (gather of starts): open the store only once.
+        opening = self._opening.get(loop)
+        if opening is None:
+            opening = loop.create_task(self._open_runtime(loop))
+            self._opening[loop] = opening
+        try:
+            return await asyncio.shield(opening)
+        finally:
+            if opening.done():
+                self._opening.pop(loop, None)
+
+    async def _open_runtime(self, loop: asyncio.AbstractEventLoop) -> _Runtime:
+        store = await open_store(self.database_url, durability=self.durability, long_lived=True)
+        runtime = _Runtime(loop, store, Operations(store, self.clock))
+        self._runtimes[loop] = runtime
         return runtime
 
     def _sync(self, coro: Coroutine[Any, Any, T]) -> T:

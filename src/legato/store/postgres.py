@@ -16,7 +16,9 @@ URL gives each application (or test) its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,14 +45,16 @@ _ENTRY_COLS = (
     "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
     " wake_at"
 )
+# A batch travels as one JSON array (one parameter, serialized by the C json module), fenced by
+# a join on the run's owner: rows of runs this worker no longer owns are not written.
 _UPSERT_MANY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT v.run_id, v.seq, v.kind, v.name, v.status, v.input, v.output, v.error, v.attempts,
        v.started_at, v.finished_at, v.wake_at
-FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::int[], %s::float8[], %s::float8[], %s::float8[], %s::text[])
-     AS v(run_id, seq, kind, name, status, input, output, error, attempts, started_at,
-          finished_at, wake_at, owner)
+FROM jsonb_to_recordset(%s::jsonb)
+     AS v(run_id text, seq int, kind text, name text, status text, input text, output text,
+          error text, attempts int, started_at float8, finished_at float8, wake_at float8,
+          owner text)
 JOIN runs r ON r.run_id = v.run_id AND r.owner = v.owner AND r.status = 'running'
 ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
@@ -72,34 +76,61 @@ def _transient(exc: BaseException) -> bool:
 
 
 class _JournalBatch:
-    """Groups journal upserts of concurrent runs into one statement per round trip."""
+    """Groups journal upserts of concurrent runs into one statement per round trip.
+
+    The batches go over a connection of their own, in autocommit: one statement is atomic, so
+    a batch costs exactly one round trip (and one WAL flush) however many runs it carries.
+    """
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self._pending: list[tuple[Entry, str, asyncio.Future[bool]]] = []
+        self._unsettled: dict[str, list[asyncio.Future[bool]]] = {}
         self._flushing: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._conn: Conn | None = None
 
     def submit(self, entry: Entry, owner: str) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, owner, fut))
-        self._idle.clear()
+        self._unsettled.setdefault(entry.run_id, []).append(fut)
+        fut.add_done_callback(functools.partial(self._settled, entry.run_id))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._run())
         return fut
 
-    async def drain(self) -> None:
-        """Wait until every write submitted so far has committed (or failed)."""
-        await self._idle.wait()
+    def _settled(self, run_id: str, fut: asyncio.Future[bool]) -> None:
+        futures = self._unsettled.get(run_id)
+        if futures is not None:
+            futures.remove(fut)
+            if not futures:
+                del self._unsettled[run_id]
+
+    async def drain(self, run_id: str | None = None) -> None:
+        """Wait until the writes submitted so far (for ``run_id``, or all) have settled."""
+        if run_id is None:
+            futures = [f for fs in self._unsettled.values() for f in fs]
+        else:
+            futures = list(self._unsettled.get(run_id, ()))
+        if futures:
+            await asyncio.wait(futures)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self._drop()
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def _run(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    written = await self._store._retrying(
-                        functools.partial(self._write, batch=batch)
+                    written = await self._store._retry(
+                        functools.partial(self._send, batch), on_lost=self._drop
                     )
                 except Exception as exc:
                     for _, _, fut in batch:
@@ -111,34 +142,32 @@ class _JournalBatch:
                         fut.set_result((entry.run_id, entry.seq) in written)
         finally:
             self._flushing = None
-            self._idle.set()
+
+    async def _send(self, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._store.url, autocommit=True)
+        return await self._write(self._conn, batch=batch)
 
     @staticmethod
     async def _write(conn: Conn, *, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
-        latest: dict[tuple[str, int], tuple[Entry, str]] = {}
-        for entry, owner, _ in batch:  # one row per key: a later write replaces an earlier one
-            latest[(entry.run_id, entry.seq)] = (entry, owner)
-        rows = list(latest.values())
-        columns: list[list[Any]] = [[] for _ in range(13)]
-        for e, owner in rows:
-            values = (
-                e.run_id,
-                e.seq,
-                e.kind,
-                e.name,
-                e.status,
-                e.input,
-                e.output,
-                e.error,
-                e.attempts,
-                e.started_at,
-                e.finished_at,
-                e.wake_at,
-                owner,
-            )
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        cur = await conn.execute(_UPSERT_MANY, columns)
+        latest: dict[tuple[str, int], dict[str, Any]] = {}
+        for e, owner, _ in batch:  # one row per key: a later write replaces an earlier one
+            latest[(e.run_id, e.seq)] = {
+                "run_id": e.run_id,
+                "seq": e.seq,
+                "kind": e.kind,
+                "name": e.name,
+                "status": e.status,
+                "input": e.input,
+                "output": e.output,
+                "error": e.error,
+                "attempts": e.attempts,
+                "started_at": e.started_at,
+                "finished_at": e.finished_at,
+                "wake_at": e.wake_at,
+                "owner": owner,
+            }
+        cur = await conn.execute(_UPSERT_MANY, (json.dumps(list(latest.values())),))
         return {(r[0], r[1]) for r in await cur.fetchall()}
 
 
@@ -189,7 +218,7 @@ class PostgresStore:
             self._listen_task.cancel()
             await asyncio.gather(self._listen_task, return_exceptions=True)
             self._listen_task = None
-        await self._journal.drain()
+        await self._journal.close()
         await self._pool.close()
 
     async def schema_version(self) -> int:
@@ -218,19 +247,24 @@ class PostgresStore:
         return await self._retrying(work)
 
     # -- plumbing -----------------------------------------------------------------------
-    async def _retrying(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction; on a lost connection, retry with backoff."""
+    async def _retry(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        on_lost: Callable[[], Awaitable[None]] | None = None,
+    ) -> T:
+        """Call ``attempt``; while the database is unreachable, retry it with backoff."""
         deadline = time.monotonic() + self.reconnect_timeout
         delay = 0.05
         while True:
             try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    return await work(conn)
+                return await attempt()
             except LegatoError:
                 raise
             except Exception as exc:
                 if not _transient(exc):
                     raise StoreError(f"database {_redact(self.url)}: {_reason(exc)}") from None
+                if on_lost is not None:
+                    await on_lost()
                 if time.monotonic() > deadline:
                     raise StoreError(
                         f"database {_redact(self.url)} unreachable for"
@@ -240,10 +274,26 @@ class PostgresStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _fenced(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        """A write that must follow this process's earlier journal writes."""
-        await self._journal.drain()
-        return await self._retrying(work)
+    async def _retrying(
+        self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
+        """Run ``work`` on a pooled connection (in a transaction unless it is one statement)."""
+
+        async def attempt() -> T:
+            async with self._pool.connection() as conn:
+                if not transaction:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
+
+        return await self._retry(attempt)
+
+    async def _fenced(
+        self, run_id: str | None, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = True
+    ) -> T:
+        """A write that must land after the run's journal writes submitted before it."""
+        await self._journal.drain(run_id)
+        return await self._retrying(work, transaction=transaction)
 
     async def _notify(self, conn: Conn) -> None:
         await conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
@@ -253,14 +303,15 @@ class PostgresStore:
             cur = await conn.execute(query, params)
             return await cur.fetchall()
 
-        return await self._retrying(work)
+        return await self._retrying(work, transaction=False)
 
     # -- runs ---------------------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         async def work(conn: Conn) -> tuple[RunRecord, bool]:
             cur = await conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+                f"WITH ins AS (INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id)"
+                " SELECT pg_notify(%s, '') FROM ins",
                 (
                     run.run_id,
                     run.workflow,
@@ -277,14 +328,14 @@ class PostgresStore:
                     run.created_at,
                     run.updated_at,
                     run.finished_at,
+                    self.channel,
                 ),
             )
             if await cur.fetchone() is not None:
-                await self._notify(conn)
                 return run, True
             return await _require_run(conn, run.run_id), False
 
-        return await self._retrying(work)
+        return await self._retrying(work, transaction=False)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._rows(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
@@ -315,6 +366,8 @@ class PostgresStore:
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:
+            run = await _require_run(conn, run_id, url=_redact(self.url))
+            await self._lock_parent(conn, run.parent_run_id)  # parent, then child: one order
             run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
@@ -395,7 +448,7 @@ class PostgresStore:
             )
             return [_run(r) for r in await cur.fetchall()]
 
-        return await self._retrying(work)
+        return await self._retrying(work, transaction=False)
 
     async def heartbeat(
         self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
@@ -483,7 +536,7 @@ class PostgresStore:
             await _upsert(conn, entry)
             return str(row[1])
 
-        return await self._fenced(work)
+        return await self._fenced(entry.run_id, work)
 
     async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
         async def work(conn: Conn) -> bool:
@@ -514,7 +567,7 @@ class PostgresStore:
             await self._notify(conn)
             return True
 
-        return await self._fenced(work)
+        return await self._fenced(entry.run_id, work)
 
     async def park(self, owner: str, run_id: str, wait: Wait, now: float) -> bool:
         async def work(conn: Conn) -> bool:
@@ -553,20 +606,20 @@ class PostgresStore:
                 await self._notify(conn)
             return True
 
-        return await self._fenced(work)
+        return await self._fenced(run_id, work)
 
     async def release(self, owner: str, run_id: str, now: float) -> bool:
         async def work(conn: Conn) -> bool:
             cur = await conn.execute(
-                "UPDATE runs SET status = 'pending', owner = NULL, wake_at = %s, updated_at = %s"
-                " WHERE run_id = %s AND owner = %s AND status = 'running'",
-                (now, now, run_id, owner),
+                "WITH released AS (UPDATE runs SET status = 'pending', owner = NULL,"
+                " wake_at = %s, updated_at = %s"
+                " WHERE run_id = %s AND owner = %s AND status = 'running' RETURNING 1)"
+                " SELECT pg_notify(%s, '') FROM released",
+                (now, now, run_id, owner, self.channel),
             )
-            if cur.rowcount == 1:
-                await self._notify(conn)
-            return cur.rowcount == 1
+            return await cur.fetchone() is not None
 
-        return await self._fenced(work)
+        return await self._fenced(run_id, work, transaction=False)
 
     async def finish_run(
         self,
@@ -578,25 +631,55 @@ class PostgresStore:
     ) -> bool:
         column = sql.Identifier("output" if status == "completed" else "error")
 
-        async def work(conn: Conn) -> bool:
+        fields = sql.SQL(
+            "status = %s, {} = %s, owner = NULL, wake_at = NULL, waiting_on = NULL,"
+            " finished_at = %s, updated_at = %s"
+        ).format(column)
+        values = (status, result, now, now)
+        top_level = sql.SQL(
+            "UPDATE runs SET {} WHERE run_id = %s AND owner = %s AND status = 'running'"
+            " AND parent_run_id IS NULL RETURNING 1"
+        ).format(fields)
+
+        async def alone(conn: Conn) -> bool:  # no parent to wake: one statement
+            cur = await conn.execute(top_level, (*values, run_id, owner))
+            return await cur.fetchone() is not None
+
+        async def child(conn: Conn) -> bool:
+            row = await (
+                await conn.execute(
+                    "SELECT parent_run_id FROM runs"
+                    " WHERE run_id = %s AND owner = %s AND status = 'running'",
+                    (run_id, owner),
+                )
+            ).fetchone()
+            if row is None:
+                return False
+            await self._lock_parent(conn, row[0])
             cur = await conn.execute(
                 sql.SQL(
-                    "UPDATE runs SET status = %s, {} = %s, owner = NULL, wake_at = NULL,"
-                    " waiting_on = NULL, finished_at = %s, updated_at = %s"
-                    " WHERE run_id = %s AND owner = %s AND status = 'running'"
-                    " RETURNING parent_run_id"
-                ).format(column),
-                (status, result, now, now, run_id, owner),
+                    "UPDATE runs SET {} WHERE run_id = %s AND owner = %s AND status = 'running'"
+                ).format(fields),
+                (*values, run_id, owner),
             )
-            row = await cur.fetchone()
-            if row is None:
+            if cur.rowcount != 1:
                 return False
             await self._wake_parent(conn, row[0], now)
             return True
 
-        return await self._fenced(work)
+        if await self._fenced(run_id, alone, transaction=False):
+            return True
+        return await self._retrying(child)
+
+    async def _lock_parent(self, conn: Conn, parent_run_id: str | None) -> None:
+        """Serialize with the parent's own park on its row (see ``_wake_parent``)."""
+        if parent_run_id is not None:
+            await conn.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (parent_run_id,))
 
     async def _wake_parent(self, conn: Conn, parent_run_id: str | None, now: float) -> None:
+        """Wake a parent that waits. The caller holds the parent's row lock (``_lock_parent``):
+        under READ COMMITTED a conditional UPDATE filters on its snapshot, so without the lock
+        a parent parking at this very moment would be missed and sleep forever."""
         if parent_run_id is None:
             return
         cur = await conn.execute(
@@ -636,7 +719,7 @@ class PostgresStore:
             if cur.rowcount:
                 await self._notify(conn)
 
-        await self._fenced(work)
+        await self._fenced(None, work)
 
     async def list_workers(self) -> list[WorkerRecord]:
         rows = await self._rows(
