@@ -191,6 +191,12 @@ class PostgresStore:
         cls, url: str, *, max_size: int = 10, reconnect_timeout: float = 120.0
     ) -> PostgresStore:
         shown = _redact(url)
+        try:  # one plain connection first: a wrong address fails now, with its real reason
+            first = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
+        async with first:
+            schema = await _migrate(first, shown)
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -205,12 +211,6 @@ class PostgresStore:
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
             raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
-        try:
-            async with pool.connection() as conn:
-                schema = await _migrate(conn, shown)
-        except BaseException:
-            await pool.close()
-            raise
         return cls(url, pool, schema, reconnect_timeout)
 
     async def close(self) -> None:
