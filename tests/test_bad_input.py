@@ -203,3 +203,41 @@ def test_home_folder_in_sqlite_url_is_expanded(
 def test_url_mistakes_are_configuration_errors() -> None:
     with pytest.raises(legato.ConfigurationError):
         _open("sqlite://relative.db")
+
+
+def test_payload_limits_are_enforced_before_writing(make_app: Callable[..., legato.App]) -> None:
+    app = make_app(payload_limit=1000)
+
+    @app.step()
+    async def fetch_page() -> str:
+        return "x" * 5000
+
+    @app.workflow()
+    async def wf(ctx: legato.Context, note: str) -> str:
+        got = await ctx.wait_for_event("data")
+        await fetch_page()
+        return str(got)
+
+    with pytest.raises(legato.PayloadTooLarge, match=r"the input of workflow 'wf' is 4\.9 KiB"):
+        app.start(wf, "y" * 5000, run_id="big-input")
+    with pytest.raises(legato.UnknownRun):
+        app.handle("big-input").status()  # nothing was written
+
+    handle = app.start(wf, "small", run_id="r")
+    with pytest.raises(legato.PayloadTooLarge, match="the payload of event 'data'"):
+        app.send_event("r", "data", "z" * 5000)
+    app.send_event("r", "data", "ok")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed) as info:
+        handle.result()
+    assert "the result of step 'fetch_page' of workflow 'wf' is 4.9 KiB, over the payload" in str(
+        info.value
+    )
+    assert "after 1 attempt" in str(info.value)  # too large is final: not retried
+    [step] = [e for e in handle.timeline().entries if e.kind == "step"]
+    assert step.status == "failed"
+
+
+def test_bad_payload_limit() -> None:
+    with pytest.raises(legato.ConfigurationError, match="payload_limit"):
+        legato.App("x", "sqlite:///x.db", payload_limit=10)

@@ -16,6 +16,7 @@ def test_exported_members() -> None:
         "EventTimeout",
         "LegatoError",
         "NondeterminismError",
+        "PayloadTooLarge",
         "ResultTimeout",
         "RetryPolicy",
         "RunCancelled",
@@ -46,5 +47,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
     }
-    assert len(codes) == 14
+    assert len(codes) == 15
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

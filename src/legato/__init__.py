@@ -26,6 +26,7 @@ from legato.errors import (
 )
 from legato.handle import RunHandle
 from legato.retry import NO_RETRY, RetryPolicy
+from legato.serde import PayloadTooLarge
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "EventTimeout",
     "LegatoError",
     "NondeterminismError",
+    "PayloadTooLarge",
     "ResultTimeout",
     "RetryPolicy",
     "RunCancelled",

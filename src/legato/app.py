@@ -29,6 +29,7 @@ from legato.handle import RunHandle
 from legato.ops import Operations
 from legato.portal import Portal
 from legato.retry import NO_RETRY, RetryPolicy
+from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store
 from legato.worker import Worker
 
@@ -53,7 +54,8 @@ class App:
 
     The database comes from ``database_url``, else ``LEGATO_DATABASE_URL``, else
     ``sqlite:///./legato.db``. ``durability="full"`` makes SQLite fsync every commit, so
-    journals survive power loss as well as process crashes.
+    journals survive power loss as well as process crashes. ``payload_limit`` (bytes, or None
+    for none) bounds every stored input, result and event payload.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class App:
         *,
         durability: str = "normal",
         clock: Clock | None = None,
+        payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigurationError(f"durability must be 'normal' or 'full', got {durability!r}")
@@ -70,6 +73,11 @@ class App:
         self.database_url = database_url or os.environ.get("LEGATO_DATABASE_URL") or DEFAULT_URL
         self.durability = durability
         self.clock: Clock = clock or SystemClock()
+        if payload_limit is not None and payload_limit < 64:
+            raise ConfigurationError(
+                f"payload_limit must be at least 64 bytes, got {payload_limit}"
+            )
+        self.payload_limit = payload_limit
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
@@ -197,7 +205,7 @@ class App:
 
     async def _open_runtime(self, loop: asyncio.AbstractEventLoop) -> _Runtime:
         store = await open_store(self.database_url, durability=self.durability, long_lived=True)
-        runtime = _Runtime(loop, store, Operations(store, self.clock))
+        runtime = _Runtime(loop, store, Operations(store, self.clock, self.payload_limit))
         self._runtimes[loop] = runtime
         return runtime
 
@@ -322,6 +330,7 @@ class App:
             clock=self.clock,
             workflows=self.workflows,
             concurrency=concurrency,
+            payload_limit=self.payload_limit,
             **options,
         )
         runtime.workers.add(worker)

@@ -43,9 +43,12 @@ class Timeline:
 class Operations:
     """Run-level operations on one store."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.payload_limit = payload_limit
 
     async def start(
         self,
@@ -63,7 +66,7 @@ class Operations:
             raise ConfigurationError(
                 f"bad run id {run_id!r}: use 1-200 letters, digits or . : @ / + = - _"
             )
-        text = workflow.encode_input(args, kwargs)
+        text = workflow.encode_input(args, kwargs, self.payload_limit)
         now = self.clock.now()
         run, created = await self.store.create_run(
             RunRecord(
@@ -111,7 +114,7 @@ class Operations:
     async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("an event name must be a non-empty string")
-        text = serde.dumps(payload, what=f"the payload of event {name!r}")
+        text = serde.dumps(payload, what=f"the payload of event {name!r}", limit=self.payload_limit)
         await self.store.send_event(run_id, name, text, self.clock.now())
 
     async def send_event_json(self, run_id: str, name: str, data: str) -> None:

@@ -22,19 +22,45 @@ from legato.errors import SerializationError
 
 # Values of these exact types are identical after a JSON round trip, so the hot path skips it.
 _EXACT = (type(None), bool, int, float, str)
+#: The default largest JSON value (bytes) stored for an input, result or event payload.
+DEFAULT_PAYLOAD_LIMIT = 1 << 20
 
 
-def dumps(value: Any, *, what: str) -> str:
-    """Serialize ``value`` to JSON text; ``what`` names it in the error ("step 'x' of ...")."""
+class PayloadTooLarge(SerializationError):
+    """A value is larger than the app's ``payload_limit``; nothing was written."""
+
+    code = "payload_too_large"
+
+
+def dumps(value: Any, *, what: str, limit: int | None = None) -> str:
+    """Serialize ``value`` to JSON text; ``what`` names it in errors ("the result of step ...").
+
+    With ``limit`` (bytes), a larger value raises :class:`PayloadTooLarge` before anything is
+    written: journals hold decisions and small results, not documents (store those elsewhere
+    and journal a reference).
+    """
     if type(value) in _EXACT:
-        return json.dumps(value)
-    try:
-        return pydantic_core.to_json(value).decode()
-    except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
-        raise SerializationError(
-            f"{what} cannot be stored as JSON: {exc}. legato stores JSON only: use primitives,"
-            " lists, dicts, pydantic models or dataclasses"
-        ) from None
+        text = json.dumps(value)
+    else:
+        try:
+            text = pydantic_core.to_json(value).decode()
+        except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"{what} cannot be stored as JSON: {exc}. legato stores JSON only: use"
+                " primitives, lists, dicts, pydantic models or dataclasses"
+            ) from None
+    if limit is not None and len(text) * 4 > limit:  # only then count the UTF-8 bytes
+        size = len(text.encode())
+        if size > limit:
+            raise PayloadTooLarge(
+                f"{what} is {_size(size)}, over the payload limit of {_size(limit)}; store large"
+                " data outside the journal and pass a reference (or raise App(payload_limit=...))"
+            )
+    return text
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n / 1024:.1f} KiB"
 
 
 def loads(text: str | None) -> Any:

@@ -65,6 +65,7 @@ class Worker:
         lease: float = 30.0,
         poll_interval: float = 0.2,
         grace: float = 10.0,
+        payload_limit: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -76,6 +77,7 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.grace = grace
+        self.payload_limit = payload_limit
         self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
@@ -200,6 +202,7 @@ class Worker:
                 entries=entries,
                 owner=self.worker_id,
                 executor=self.executor,
+                payload_limit=self.payload_limit,
             )
             self.executions[run.run_id] = execution
             outcome = await execution.drive()

@@ -43,13 +43,17 @@ class WorkflowDef:
     def returns(self) -> Any:
         return self.hints.get("return", Any)
 
-    def encode_input(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def encode_input(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], limit: int | None = None
+    ) -> str:
         try:
             self.signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise ConfigurationError(f"bad arguments for workflow {self.name!r}: {exc}") from None
         return serde.dumps(
-            {"args": list(args), "kwargs": kwargs}, what=f"input of workflow {self.name!r}"
+            {"args": list(args), "kwargs": kwargs},
+            what=f"the input of workflow {self.name!r}",
+            limit=limit,
         )
 
     def decode_input(self, text: str) -> tuple[list[Any], dict[str, Any]]:

@@ -103,6 +103,7 @@ class Execution:
         entries: list[Entry],
         owner: str,
         executor: Executor | None = None,
+        payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -112,6 +113,7 @@ class Execution:
         self.workflows = workflows
         self.owner = owner
         self.executor = executor  # for sync steps; None is asyncio's default pool
+        self.payload_limit = payload_limit
         self.journal = {e.seq: e for e in entries}
         self.last_recorded = max(self.journal, default=-1)
         self.next_seq = 0
@@ -167,7 +169,11 @@ class Execution:
                 )
             )
         try:
-            text = serde.dumps(task.result(), what=f"the result of workflow {self.workflow.name!r}")
+            text = serde.dumps(
+                task.result(),
+                what=f"the result of workflow {self.workflow.name!r}",
+                limit=self.payload_limit,
+            )
         except SerializationError as exc:
             return await self._fail(exc)
         ok = await self.store.finish_run(
@@ -323,7 +329,7 @@ class Execution:
             self._active += 1
             try:
                 result = await self._invoke(step, seq, attempt, args, kwargs)
-                text = serde.dumps(result, what=f"the result of {what}")
+                text = serde.dumps(result, what=f"the result of {what}", limit=self.payload_limit)
             except (Suspended, LeaseLost, asyncio.CancelledError):
                 raise
             except SerializationError as exc:
@@ -536,7 +542,7 @@ class Execution:
                 run_id=child_id,
                 workflow=definition.name,
                 status="pending",
-                input=definition.encode_input(args, kwargs),
+                input=definition.encode_input(args, kwargs, self.payload_limit),
                 parent_run_id=self.run_id,
                 parent_seq=seq,
                 code_version=definition.code_version,
