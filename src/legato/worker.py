@@ -63,7 +63,7 @@ class Worker:
         workflows: Mapping[str, WorkflowDef],
         concurrency: int = 100,
         lease: float = 30.0,
-        poll_interval: float = 0.2,
+        poll_interval: float | None = None,
         grace: float = 10.0,
         payload_limit: int | None = None,
     ) -> None:
@@ -75,7 +75,8 @@ class Worker:
         self.names = sorted(workflows)
         self.concurrency = concurrency
         self.lease = lease
-        self.poll_interval = poll_interval
+        # Databases that notify (PostgreSQL) need polling only as a fallback.
+        self.poll_interval = poll_interval if poll_interval is not None else store.poll_interval
         self.grace = grace
         self.payload_limit = payload_limit
         self.hostname = host_identity()
@@ -153,22 +154,25 @@ class Worker:
         if claimed:
             await asyncio.sleep(0)
             return True
-        if self._tasks:
+        if len(self._tasks) >= self.concurrency:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
             return True
         next_wake = await self.store.next_wake_at(self.names)
-        if (
-            self.clock.skips_time
-            and next_wake is not None
-            and (skip_until is None or next_wake <= skip_until)
-        ):
-            self.clock.advance_to(next_wake)
-            return True
-        if exit_when_idle:
-            return False
+        if not self._tasks:
+            if (
+                self.clock.skips_time
+                and next_wake is not None
+                and (skip_until is None or next_wake <= skip_until)
+            ):
+                self.clock.advance_to(next_wake)
+                return True
+            if exit_when_idle:
+                return False
+        # Sleep until the next timer is due, a notification or a local change wakes us, or the
+        # poll interval passes (the fallback where the database cannot notify).
         timeout = self.poll_interval
         if next_wake is not None:
-            timeout = min(timeout, max(0.0, next_wake - self.clock.now()))
+            timeout = min(timeout, max(0.001, next_wake - self.clock.now()))
         await self._sleep(timeout)
         return True
 

@@ -142,7 +142,13 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     help="Runs held at once.",
 )
 @click.option("--lease", default=30.0, show_default=True, help="Lease length in seconds.")
-@click.option("--poll", default=0.2, show_default=True, help="Seconds between database polls.")
+@click.option(
+    "--poll",
+    default=None,
+    type=click.FloatRange(min=0.001),
+    help="Seconds between polls for work [default: 0.2 on SQLite; 5 on PostgreSQL, which"
+    " notifies].",
+)
 @click.option(
     "--grace",
     default=10.0,
@@ -161,7 +167,7 @@ def worker(
     target: str,
     concurrency: int,
     lease: float,
-    poll: float,
+    poll: float | None,
     grace: float,
     log_level: str,
 ) -> None:

@@ -87,6 +87,8 @@ class Store(Protocol):
     """Persistence for runs, journals, events and workers."""
 
     url: str
+    #: How often a worker should look for work when nothing tells it (seconds).
+    poll_interval: float
 
     async def close(self) -> None: ...
 

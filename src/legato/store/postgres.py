@@ -174,6 +174,8 @@ class _JournalBatch:
 class PostgresStore:
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
+    poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
+
     def __init__(
         self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
     ) -> None:

@@ -97,6 +97,8 @@ def path_from_url(url: str) -> str:
 class SQLiteStore:
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
+    poll_interval = 0.2  # no notifications: other processes' changes are found by polling
+
     def __init__(self, url: str, conn: sqlite3.Connection, path: str) -> None:
         self.url = url
         self._conn = conn
