@@ -11,6 +11,7 @@ import pytest
 
 import legato
 from legato.store import open_store
+from legato.store.postgres import PostgresStore
 from tests.apps import notify_app
 from tests.conftest import WorkerProcess, postgres_schema, sql, wait_until
 
@@ -98,3 +99,20 @@ def test_lost_journal_connection_is_retried(db_url: str) -> None:
         assert app.run(wf) == 45
     finally:
         app.close()
+
+
+def test_full_durability_forces_synchronous_commit(db_url: str) -> None:
+    url = db_url + "%20-csynchronous_commit%3Doff"  # a server (or URL) that relaxed it
+
+    async def settings(durability: str) -> set[str]:
+        store = await open_store(url, durability=durability)
+        assert isinstance(store, PostgresStore)
+        seen = set()
+        for _ in range(3):
+            rows = await store._rows("SHOW synchronous_commit")
+            seen.add(rows[0][0])
+        await store.close()
+        return seen
+
+    assert asyncio.run(settings("full")) == {"on"}
+    assert asyncio.run(settings("normal")) == {"off"}  # normal keeps what the server says

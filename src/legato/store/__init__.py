@@ -35,7 +35,7 @@ async def open_store(
     if url.startswith(("postgresql://", "postgres://")):
         from legato.store.postgres import PostgresStore
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, durability=durability)
     raise ConfigurationError(
         f"unsupported database URL {url!r}: expected sqlite:///path/to/file.db or"
         " postgresql://user@host/database"

@@ -146,6 +146,8 @@ class _JournalBatch:
     async def _send(self, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self._store.url, autocommit=True)
+            if self._store._configure is not None:
+                await self._store._configure(self._conn)
         return await self._write(self._conn, batch=batch)
 
     @staticmethod
@@ -186,12 +188,20 @@ class PostgresStore:
         self.reconnect_timeout = reconnect_timeout
         self._journal = _JournalBatch(self)
         self._listeners: list[Callable[[], None]] = []
+        self._configure: Callable[[Conn], Awaitable[None]] | None = None
         self._listen_task: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
-        cls, url: str, *, max_size: int = 10, reconnect_timeout: float = 120.0
+        cls,
+        url: str,
+        *,
+        durability: str = "normal",
+        max_size: int = 10,
+        reconnect_timeout: float = 120.0,
     ) -> PostgresStore:
+        """Connect, migrate, and pool. ``durability="full"`` forces ``synchronous_commit=on``
+        on legato's connections; ``"normal"`` keeps the server's setting (on, by default)."""
         shown = _redact(url)
         try:  # one plain connection first: a wrong address fails now, with its real reason
             first = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
@@ -199,6 +209,7 @@ class PostgresStore:
             raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
         async with first:
             schema = await _migrate(first, shown)
+        configure = _full_durability if durability == "full" else None
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -207,13 +218,16 @@ class PostgresStore:
             kwargs={"autocommit": True},
             name="legato",
             timeout=30,
+            configure=configure,
         )
         try:
             await pool.open(wait=True, timeout=10)
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
             raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
-        return cls(url, pool, schema, reconnect_timeout)
+        store = cls(url, pool, schema, reconnect_timeout)
+        store._configure = configure
+        return store
 
     async def close(self) -> None:
         if self._listen_task is not None:
@@ -840,6 +854,10 @@ async def _migrate(conn: Conn, shown: str) -> str:
                 (version, name, time.time()),
             )
     return schema
+
+
+async def _full_durability(conn: Conn) -> None:
+    await conn.execute("SET synchronous_commit = on")
 
 
 def _redact(url: str) -> str:
