@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 EntryStatus = Literal["completed", "failed", "waiting", "retrying"]
@@ -62,6 +62,33 @@ class Entry:
     started_at: float | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+
+
+RUN_COLUMNS = (
+    "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
+    " owner, wake_at, waiting_on, created_at, updated_at, finished_at"
+)
+ENTRY_COLUMNS = (
+    "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
+    " wake_at"
+)
+
+
+def run_values(run: RunRecord) -> tuple[Any, ...]:
+    """The run's fields in RUN_COLUMNS order (both dialects insert runs this way)."""
+    return (
+        run.run_id, run.workflow, run.status, run.input, run.output, run.error,
+        run.parent_run_id, run.parent_seq, run.code_version, run.owner, run.wake_at,
+        run.waiting_on, run.created_at, run.updated_at, run.finished_at,
+    )  # fmt: skip
+
+
+def entry_values(e: Entry) -> tuple[Any, ...]:
+    """The entry's fields in ENTRY_COLUMNS order."""
+    return (
+        e.run_id, e.seq, e.kind, e.name, e.status, e.input, e.output, e.error, e.attempts,
+        e.started_at, e.finished_at, e.wake_at,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

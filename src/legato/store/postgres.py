@@ -29,22 +29,26 @@ from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from legato.errors import LegatoError, RunConflict, StoreError, UnknownRun
-from legato.store.base import TERMINAL, Entry, RunRecord, Wait, WorkerRecord
-from legato.store.migrations import migrations
+from legato.store.base import (
+    ENTRY_COLUMNS,
+    RUN_COLUMNS,
+    TERMINAL,
+    Entry,
+    RunRecord,
+    Wait,
+    WorkerRecord,
+    entry_values,
+    run_values,
+)
+from legato.store.migrations import check_version, migrations
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
 _ADVISORY_MIGRATE = 7_263_189_041  # pg_advisory_xact_lock key serializing migrations
 
-_RUN_COLS = (
-    "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
-    " owner, wake_at, waiting_on, created_at, updated_at, finished_at"
-)
-_ENTRY_COLS = (
-    "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
-    " wake_at"
-)
+_RUN_COLS = RUN_COLUMNS
+_ENTRY_COLS = ENTRY_COLUMNS
 # A batch travels as one JSON array (one parameter, serialized by the C json module), fenced by
 # a join on the run's owner: rows of runs this worker no longer owns are not written.
 _UPSERT_MANY = f"""
@@ -329,21 +333,7 @@ class PostgresStore:
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id)"
                 " SELECT pg_notify(%s, '') FROM ins",
                 (
-                    run.run_id,
-                    run.workflow,
-                    run.status,
-                    run.input,
-                    run.output,
-                    run.error,
-                    run.parent_run_id,
-                    run.parent_seq,
-                    run.code_version,
-                    run.owner,
-                    run.wake_at,
-                    run.waiting_on,
-                    run.created_at,
-                    run.updated_at,
-                    run.finished_at,
+                    *run_values(run),
                     self.channel,
                 ),
             )
@@ -562,23 +552,7 @@ class PostgresStore:
             await conn.execute(
                 f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
                 " ON CONFLICT (run_id) DO NOTHING",
-                (
-                    child.run_id,
-                    child.workflow,
-                    child.status,
-                    child.input,
-                    None,
-                    None,
-                    child.parent_run_id,
-                    child.parent_seq,
-                    child.code_version,
-                    None,
-                    child.wake_at,
-                    None,
-                    child.created_at,
-                    child.updated_at,
-                    None,
-                ),
+                run_values(child),
             )
             await self._notify(conn)
             return True
@@ -764,20 +738,7 @@ async def _upsert(conn: Conn, e: Entry) -> None:
         " error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
         " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
         " wake_at = EXCLUDED.wake_at",
-        (
-            e.run_id,
-            e.seq,
-            e.kind,
-            e.name,
-            e.status,
-            e.input,
-            e.output,
-            e.error,
-            e.attempts,
-            e.started_at,
-            e.finished_at,
-            e.wake_at,
-        ),
+        entry_values(e),
     )
 
 
@@ -839,12 +800,7 @@ async def _migrate(conn: Conn, shown: str) -> str:
         if has_migrations:
             cur = await conn.execute("SELECT version FROM legato_migrations")
             applied = {r[0] for r in await cur.fetchall()}
-        newest = max(applied, default=0)
-        if newest > latest:
-            raise StoreError(
-                f"{shown} has schema version {newest}, newer than this legato knows ({latest});"
-                " upgrade legato"
-            )
+        check_version(applied, latest, shown)
         for version, name, text in known:
             if version in applied:
                 continue

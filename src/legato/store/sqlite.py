@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from legato.errors import ConfigurationError, RunConflict, StoreError, UnknownRun
-from legato.store.base import TERMINAL, Entry, RunRecord, Wait, WorkerRecord
+from legato.store.base import (
+    ENTRY_COLUMNS,
+    RUN_COLUMNS,
+    TERMINAL,
+    Entry,
+    RunRecord,
+    Wait,
+    WorkerRecord,
+    entry_values,
+    run_values,
+)
 from legato.store.group_commit import GroupCommit
 from legato.store.migrations import (
     LEGATO_APPLICATION_ID,
@@ -26,14 +36,8 @@ from legato.store.migrations import (
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
 
-_RUN_COLS = (
-    "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
-    " owner, wake_at, waiting_on, created_at, updated_at, finished_at"
-)
-_ENTRY_COLS = (
-    "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
-    " wake_at"
-)
+_RUN_COLS = RUN_COLUMNS
+_ENTRY_COLS = ENTRY_COLUMNS
 _UPSERT_ENTRY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
@@ -49,23 +53,6 @@ _OWNS = "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running
 
 def _run(row: Sequence[Any]) -> RunRecord:
     return RunRecord(*row)
-
-
-def _entry_params(e: Entry) -> tuple[Any, ...]:
-    return (
-        e.run_id,
-        e.seq,
-        e.kind,
-        e.name,
-        e.status,
-        e.input,
-        e.output,
-        e.error,
-        e.attempts,
-        e.started_at,
-        e.finished_at,
-        e.wake_at,
-    )
 
 
 def _in(values: Sequence[Any]) -> str:
@@ -201,23 +188,7 @@ class SQLiteStore:
             cur = conn.execute(
                 f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
                 " ON CONFLICT (run_id) DO NOTHING",
-                (
-                    run.run_id,
-                    run.workflow,
-                    run.status,
-                    run.input,
-                    run.output,
-                    run.error,
-                    run.parent_run_id,
-                    run.parent_seq,
-                    run.code_version,
-                    run.owner,
-                    run.wake_at,
-                    run.waiting_on,
-                    run.created_at,
-                    run.updated_at,
-                    run.finished_at,
-                ),
+                (*run_values(run),),
             )
             if cur.rowcount == 1:
                 return run, True
@@ -373,7 +344,7 @@ class SQLiteStore:
 
     # fenced writes ----------------------------------------------------------------------
     async def record(self, owner: str, entry: Entry) -> bool:
-        params = (*_entry_params(entry), entry.run_id, owner)
+        params = (*entry_values(entry), entry.run_id, owner)
 
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(_UPSERT_ENTRY, params).rowcount == 1
@@ -400,7 +371,7 @@ class SQLiteStore:
                 return None
             conn.execute("UPDATE events SET consumed_seq = ? WHERE id = ?", (entry.seq, row[0]))
             entry.output = row[1]
-            conn.execute(_UPSERT_ENTRY, (*_entry_params(entry), entry.run_id, owner))
+            conn.execute(_UPSERT_ENTRY, (*entry_values(entry), entry.run_id, owner))
             return str(row[1])
 
         result: str | None = await self._write(op)
@@ -409,30 +380,14 @@ class SQLiteStore:
     async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             if (
-                conn.execute(_UPSERT_ENTRY, (*_entry_params(entry), entry.run_id, owner)).rowcount
+                conn.execute(_UPSERT_ENTRY, (*entry_values(entry), entry.run_id, owner)).rowcount
                 != 1
             ):
                 return False
             conn.execute(
                 f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
                 " ON CONFLICT (run_id) DO NOTHING",
-                (
-                    child.run_id,
-                    child.workflow,
-                    child.status,
-                    child.input,
-                    None,
-                    None,
-                    child.parent_run_id,
-                    child.parent_seq,
-                    child.code_version,
-                    None,
-                    child.wake_at,
-                    None,
-                    child.created_at,
-                    child.updated_at,
-                    None,
-                ),
+                run_values(child),
             )
             return True
 

@@ -54,6 +54,16 @@ def check_legato_file(conn: sqlite3.Connection, path: str) -> None:
     )
 
 
+def check_version(applied: set[int], latest: int, shown: str) -> None:
+    """Refuse a database migrated by a newer legato than this one."""
+    newest = max(applied, default=0)
+    if newest > latest:
+        raise StoreError(
+            f"{shown} has schema version {newest}, newer than this legato knows ({latest});"
+            " upgrade legato"
+        )
+
+
 def apply_sqlite_migrations(conn: sqlite3.Connection, path: str) -> int:
     """Apply every missing migration; return the schema version. Safe to race."""
     known = migrations("sqlite")
@@ -69,12 +79,7 @@ def apply_sqlite_migrations(conn: sqlite3.Connection, path: str) -> int:
             if has_table
             else set()
         )
-        newest = max(applied, default=0)
-        if newest > latest:
-            raise StoreError(
-                f"{path!r} has schema version {newest}, newer than this legato knows ({latest});"
-                " upgrade legato"
-            )
+        check_version(applied, latest, repr(path))
         for version, name, sql in known:
             if version in applied:
                 continue
