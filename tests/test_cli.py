@@ -145,7 +145,7 @@ def test_read_only_commands_do_not_create_a_database(tmp_path: Path, runner: Cli
 
 
 def test_worker_options_are_validated(db_url: str, runner: CliRunner) -> None:
-    for args in (["-c", "0"], ["--log-level", "loud"]):
+    for args in (["-c", "0"], ["--log-level", "loud"], ["--lease", "0"], ["--grace", "-1"]):
         result = runner.invoke(cli, ["--database-url", db_url, "worker", "json:loads", *args])
         assert result.exit_code == 2 and "Invalid value" in result.output
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import legato
-from tests.apps import crash_app, many_app
+from tests.apps import blocking_app, crash_app, many_app
 from tests.apps.counters import counts, executions
 from tests.conftest import WorkerProcess, sql, wait_until
 
@@ -104,3 +105,21 @@ def test_two_worker_processes_share_200_runs_without_overlap(
 
     rows = sql(db_url, "SELECT run_id, count(*), max(seq) FROM entries GROUP BY run_id")
     assert len(rows) == 200 and all(n == 3 and top == 2 for _, n, top in rows)
+
+
+def test_grace_bounds_the_exit_even_with_a_blocked_sync_step(
+    db_url: str, tmp_path: Path, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    blocking_app.app.database_url = db_url
+    try:
+        blocking_app.app.start(blocking_app.blocked, run_id="stuck")
+        worker = spawn_worker("tests.apps.blocking_app:app", "--grace", "0.5")
+        log = tmp_path / "executions.log"
+        wait_until(lambda: counts(log)[("stuck", "block")] == 1, what="the step to start")
+        started = time.monotonic()
+        assert worker.stop(timeout=30) == 0
+        assert time.monotonic() - started < 30  # not the 120 s the step would take
+        assert "still running after the grace period" in worker.output()
+        assert _status(db_url, "stuck") in ("pending", "running")  # released for another worker
+    finally:
+        blocking_app.app.close()

@@ -116,3 +116,29 @@ def test_full_durability_forces_synchronous_commit(db_url: str) -> None:
 
     assert asyncio.run(settings("full")) == {"on"}
     assert asyncio.run(settings("normal")) == {"off"}  # normal keeps what the server says
+
+
+def test_passwords_are_redacted_wherever_a_url_is_shown(db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from legato.cli.main import cli
+    from legato.store import redact_url
+
+    secret_url = db_url.replace("postgres@", "postgres:s3cret@")  # trust auth ignores it
+    out = CliRunner().invoke(cli, ["--database-url", secret_url, "db", "upgrade"]).output
+    assert "schema version" in out and "s3cret" not in out
+    out = CliRunner().invoke(cli, ["--database-url", secret_url, "show", "nope"]).output
+    assert out.startswith("error: no run 'nope' in postgresql://postgres@") and "s3cret" not in out
+    assert "s3cret" not in repr(legato.App("x", secret_url))
+    assert redact_url("postgresql://u@h/db?sslmode=require&password=pw&x=1") == (
+        "postgresql://u@h/db?sslmode=require&password=***&x=1"
+    )
+
+
+def test_missing_postgres_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "legato.store.postgres", raising=False)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    with pytest.raises(legato.ConfigurationError, match=r"pip install 'legato\[postgres\]'"):
+        asyncio.run(open_store("postgresql://u@127.0.0.1/x"))

@@ -7,6 +7,8 @@ private background loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import signal
 import threading
@@ -30,13 +32,25 @@ from legato.ops import Operations
 from legato.portal import Portal
 from legato.retry import NO_RETRY, RetryPolicy
 from legato.serde import DEFAULT_PAYLOAD_LIMIT
-from legato.store import DEFAULT_URL, Store, open_store
+from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 WorkflowFn = Callable[Concatenate[Context, P], Awaitable[R]]
+
+
+# Apps whose background loop holds connections: closed at interpreter exit, so pools and
+# listeners shut down cleanly instead of being destroyed mid-flight.
+_LIVE_APPS: weakref.WeakSet[App] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_apps() -> None:
+    for app in list(_LIVE_APPS):
+        with contextlib.suppress(Exception):
+            app.close()
 
 
 class _Runtime:
@@ -88,9 +102,10 @@ class App:
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._portal: Portal | None = None
+        _LIVE_APPS.add(self)
 
     def __repr__(self) -> str:
-        return f"<legato.App {self.name!r} database={self.database_url!r}>"
+        return f"<legato.App {self.name!r} database={redact_url(self.database_url)!r}>"
 
     # -- registration -------------------------------------------------------------------
     @overload

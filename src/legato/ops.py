@@ -16,7 +16,7 @@ from legato import serde
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.errors import ConfigurationError, RunConflict, UnknownRun
-from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store
+from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
 
 _RUN_ID = re.compile(r"^[\w.:@/+=-]{1,200}$")
 
@@ -90,7 +90,7 @@ class Operations:
     async def get_run(self, run_id: str) -> RunRecord:
         run = await self.store.get_run(run_id)
         if run is None:
-            raise UnknownRun(f"no run {run_id!r} in {self.store.url}")
+            raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
         return run
 
     async def gc(self, older_than: timedelta, *, dry_run: bool = False) -> int:

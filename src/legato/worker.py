@@ -69,6 +69,10 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        if lease < 1:
+            raise ConfigurationError(f"lease must be at least 1 second, got {lease}")
+        if grace < 0:
+            raise ConfigurationError(f"grace must not be negative, got {grace}")
         self.store = store
         self.clock = clock
         self.workflows = workflows

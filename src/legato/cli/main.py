@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from legato.errors import ConfigurationError, LegatoError
+from legato.store.base import redact_url
 
 if TYPE_CHECKING:
     from legato.app import App
@@ -84,7 +86,7 @@ def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]
 
         store = await open_store(ctx.obj["url"], create=False)
         try:
-            return await work(Operations(store, SystemClock()))
+            return await work(Operations(store, SystemClock(), ctx.obj["payload_limit"]))
         finally:
             await store.close()
 
@@ -120,15 +122,23 @@ class _Group(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, app_target: str | None) -> None:
     """legato: durable, governed AI workflows."""
+    from legato.serde import DEFAULT_PAYLOAD_LIMIT
     from legato.store import DEFAULT_URL
 
     # An explicit --database-url wins; then the app's own URL (which itself falls back to
     # LEGATO_DATABASE_URL); then the environment; then the default.
     explicit = ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
     url = database_url if explicit else None
-    if url is None and app_target is not None:
-        url = load_app(app_target).database_url
-    ctx.obj = {"url": url or database_url or DEFAULT_URL, "explicit": explicit}
+    limit: int | None = DEFAULT_PAYLOAD_LIMIT
+    if app_target is not None:
+        app = load_app(app_target)
+        url = url or app.database_url
+        limit = app.payload_limit
+    ctx.obj = {
+        "url": url or database_url or DEFAULT_URL,
+        "explicit": explicit,
+        "payload_limit": limit,
+    }
 
 
 @cli.command()
@@ -141,7 +151,13 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     type=click.IntRange(min=1),
     help="Runs held at once.",
 )
-@click.option("--lease", default=30.0, show_default=True, help="Lease length in seconds.")
+@click.option(
+    "--lease",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Seconds a run stays leased to this worker without a heartbeat.",
+)
 @click.option(
     "--poll",
     default=None,
@@ -153,6 +169,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     "--grace",
     default=10.0,
     show_default=True,
+    type=click.FloatRange(min=0.0),
     help="On SIGINT/SIGTERM, seconds to let running steps finish before releasing runs.",
 )
 @click.option(
@@ -181,10 +198,22 @@ def worker(
     count = len(app.workflows)
     click.echo(
         f"legato worker: app {app.name!r}, {count} workflow{'' if count == 1 else 's'},"
-        f" database {app.database_url}, concurrency {concurrency}",
+        f" database {redact_url(app.database_url)}, concurrency {concurrency}",
         err=True,
     )
     app.worker(concurrency=concurrency, lease=lease, poll_interval=poll, grace=grace)
+    # A sync step still running after the grace period cannot be interrupted: its run was
+    # released (another worker will redo the step), so do not let its thread hold the exit.
+    busy = [t for t in threading.enumerate() if t.name.startswith("legato-step")]
+    if busy:
+        click.echo(
+            f"legato worker: {len(busy)} sync step(s) still running after the grace period;"
+            " exiting without them (their runs were released)",
+            err=True,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @cli.command()
@@ -341,7 +370,7 @@ def db_upgrade(ctx: click.Context) -> None:
             await store.close()
 
     version = asyncio.run(upgrade())
-    click.echo(f"database {ctx.obj['url']} is at schema version {version}")
+    click.echo(f"database {redact_url(ctx.obj['url'])} is at schema version {version}")
 
 
 @cli.command()

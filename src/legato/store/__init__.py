@@ -10,6 +10,7 @@ from legato.store.base import (
     Store,
     Wait,
     WorkerRecord,
+    redact_url,
 )
 
 DEFAULT_URL = "sqlite:///./legato.db"
@@ -33,7 +34,13 @@ async def open_store(
             store.checkpoint_in_background()
         return store
     if url.startswith(("postgresql://", "postgres://")):
-        from legato.store.postgres import PostgresStore
+        try:
+            from legato.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"PostgreSQL needs the postgres extra ({exc.name} is missing):"
+                " pip install 'legato[postgres]'"
+            ) from None
 
         return await PostgresStore.open(url, durability=durability)
     raise ConfigurationError(
@@ -51,4 +58,5 @@ __all__ = [
     "Wait",
     "WorkerRecord",
     "open_store",
+    "redact_url",
 ]

@@ -8,6 +8,7 @@ was cancelled or another worker took it over).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -62,6 +63,17 @@ class Entry:
     started_at: float | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: without a password in the authority or the query."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        if "@" in rest.split("/", 1)[0]:
+            auth, host = rest.split("@", 1)
+            rest = f"{auth.split(':', 1)[0]}@{host}"
+        url = f"{scheme}://{rest}"
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
 RUN_COLUMNS = (

@@ -38,6 +38,7 @@ from legato.store.base import (
     Wait,
     WorkerRecord,
     entry_values,
+    redact_url,
     run_values,
 )
 from legato.store.migrations import check_version, migrations
@@ -206,7 +207,7 @@ class PostgresStore:
     ) -> PostgresStore:
         """Connect, migrate, and pool. ``durability="full"`` forces ``synchronous_commit=on``
         on legato's connections; ``"normal"`` keeps the server's setting (on, by default)."""
-        shown = _redact(url)
+        shown = redact_url(url)
         try:  # one plain connection first: a wrong address fails now, with its real reason
             first = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
@@ -282,12 +283,12 @@ class PostgresStore:
                 raise
             except Exception as exc:
                 if not _transient(exc):
-                    raise StoreError(f"database {_redact(self.url)}: {_reason(exc)}") from None
+                    raise StoreError(f"database {redact_url(self.url)}: {_reason(exc)}") from None
                 if on_lost is not None:
                     await on_lost()
                 if time.monotonic() > deadline:
                     raise StoreError(
-                        f"database {_redact(self.url)} unreachable for"
+                        f"database {redact_url(self.url)} unreachable for"
                         f" {self.reconnect_timeout:g}s: {_reason(exc)}"
                     ) from None
                 log.warning("database unavailable (%s); retrying in %.2fs", _reason(exc), delay)
@@ -372,9 +373,9 @@ class PostgresStore:
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, url=_redact(self.url))
+            run = await _require_run(conn, run_id, url=redact_url(self.url))
             await self._lock_parent(conn, run.parent_run_id)  # parent, then child: one order
-            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
+            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
             await conn.execute(
@@ -398,7 +399,7 @@ class PostgresStore:
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
+            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
             if run.status != "failed":
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; only failed runs can be retried"
@@ -411,7 +412,7 @@ class PostgresStore:
 
     async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
         async def work(conn: Conn) -> None:
-            run = await _require_run(conn, run_id, lock=True, url=_redact(self.url))
+            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
             if run.status in TERMINAL:
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; event {name!r} would never be received"
@@ -814,16 +815,6 @@ async def _migrate(conn: Conn, shown: str) -> str:
 
 async def _full_durability(conn: Conn) -> None:
     await conn.execute("SET synchronous_commit = on")
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    auth, host = rest.rsplit("@", 1)
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
 
 
 def _reason(exc: BaseException) -> str:
