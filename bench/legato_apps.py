@@ -11,8 +11,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import legato
 from measure import Counters
+
+import legato
 
 app = legato.App("bench")
 

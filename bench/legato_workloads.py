@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import legato
 from measure import Counters, emit, idle_cpu_percent, kill_hard, proc_status, scalar, stop
 from measure import wait_until as wait
+
+import legato
 
 BENCH = Path(__file__).resolve().parent
 LEGATO_CLI = str(Path(sys.executable).parent / "legato")
@@ -76,12 +77,10 @@ def concurrent(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _worker(db: Path, counters: Path, concurrency: int) -> subprocess.Popen[bytes]:
+    """A real ``legato worker`` process on the bench app (bench/legato_apps.py)."""
     env = {**os.environ, "LEGATO_DATABASE_URL": f"sqlite:///{db}", "BENCH_COUNTERS": str(counters)}
-    return subprocess.Popen(
-        [LEGATO_CLI, "worker", "legato_apps:app", "--concurrency", str(concurrency),
-         "--log-level", "WARNING"],
-        cwd=BENCH, env=env,
-    )  # fmt: skip
+    command = f"worker legato_apps:app --concurrency {concurrency} --log-level WARNING"
+    return subprocess.Popen([LEGATO_CLI, *command.split()], cwd=BENCH, env=env)
 
 
 def _use_database(db: Path, counters: Path) -> None:
@@ -113,10 +112,13 @@ def parked(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         asyncio.run(start_all())
         parked_at = wait(
-            lambda: scalar(args.db, "SELECT count(*) FROM runs WHERE status = 'waiting'")
-            == args.runs,
-            600, f"{args.runs} parked runs", interval=0.05,
-        )  # fmt: skip
+            lambda: (
+                scalar(args.db, "SELECT count(*) FROM runs WHERE status = 'waiting'") == args.runs
+            ),
+            600,
+            f"{args.runs} parked runs",
+            interval=0.05,
+        )
         time.sleep(1.0)
         after = proc_status(worker.pid)
         idle_cpu = idle_cpu_percent(worker.pid, 3.0)
@@ -154,8 +156,9 @@ def restart(args: argparse.Namespace) -> dict[str, Any]:
     try:
         done = wait(
             lambda: scalar(args.db, "SELECT status FROM runs WHERE run_id = 'r1'") == "completed",
-            60, "the run to complete",
-        )  # fmt: skip
+            60,
+            "the run to complete",
+        )
     finally:
         stop(second)
     counts = [counters.count(f"step{i}") for i in range(1, 11)]
@@ -175,8 +178,12 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
 
 
 WORKLOADS = {
-    "seq": seq, "concurrent": concurrent, "parked": parked, "restart": restart, "imports": imports,
-}  # fmt: skip
+    "seq": seq,
+    "concurrent": concurrent,
+    "parked": parked,
+    "restart": restart,
+    "imports": imports,
+}
 
 
 def main() -> None:

@@ -144,8 +144,10 @@ def import_top(python: str, module: str, count: int = 8) -> list[tuple[str, floa
     """Import time by top-level package (``-X importtime`` self times summed), largest first."""
     err = subprocess.run(
         [python, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, check=True,
-    ).stderr  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
     totals: dict[str, float] = {}
     for line in err.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:

@@ -22,7 +22,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowID
-
 from measure import Counters, emit, idle_cpu_percent, kill_hard, proc_status, scalar, stop
 from measure import wait_until as wait
 
@@ -110,9 +109,11 @@ def seq(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     assert result == args.steps
     return {
-        "seconds": seconds, "steps": args.steps, "us_per_step": seconds / args.steps * 1e6,
+        "seconds": seconds,
+        "steps": args.steps,
+        "us_per_step": seconds / args.steps * 1e6,
         "journal_mode": _journal_mode(args.db),
-    }  # fmt: skip
+    }
 
 
 def concurrent(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,22 +156,25 @@ def parked(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     for i in range(args.runs):
         DBOS.start_workflow(parked_wf, i)
+    sleeping = "SELECT count(*) FROM operation_outputs WHERE function_name = 'DBOS.sleep'"
     parked_at = wait(
-        lambda: scalar(
-            args.db, "SELECT count(*) FROM operation_outputs WHERE function_name = 'DBOS.sleep'"
-        ) == args.runs,
-        600, f"{args.runs} sleeping workflows", interval=0.05,
-    )  # fmt: skip
+        lambda: scalar(args.db, sleeping) == args.runs, 600, "the workflows to sleep", 0.05
+    )
     time.sleep(1.0)
     after = proc_status()
     idle_cpu = idle_cpu_percent("self", 3.0)
     growth = after["rss"] - before["rss"]
     result = {
-        "runs": args.runs, "rss_before": before["rss"], "rss_after": after["rss"],
-        "rss_growth": growth, "bytes_per_run": growth / args.runs, "hwm": after["hwm"],
-        "threads": after["threads"], "seconds_to_park": parked_at - started,
+        "runs": args.runs,
+        "rss_before": before["rss"],
+        "rss_after": after["rss"],
+        "rss_growth": growth,
+        "bytes_per_run": growth / args.runs,
+        "hwm": after["hwm"],
+        "threads": after["threads"],
+        "seconds_to_park": parked_at - started,
         "idle_cpu_percent": idle_cpu,
-    }  # fmt: skip
+    }
     emit(result)
     os._exit(0)  # the sleeping workflow threads would keep a normal exit waiting for a week
 
@@ -223,8 +227,12 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
 
 
 WORKLOADS = {
-    "seq": seq, "concurrent": concurrent, "parked": parked, "restart": restart, "imports": imports,
-}  # fmt: skip
+    "seq": seq,
+    "concurrent": concurrent,
+    "parked": parked,
+    "restart": restart,
+    "imports": imports,
+}
 
 
 def main() -> None:

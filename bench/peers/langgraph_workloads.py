@@ -27,7 +27,6 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
-
 from measure import Counters, emit, idle_cpu_percent, kill_hard, proc_status, stop
 from measure import wait_until as wait
 
@@ -101,9 +100,12 @@ def seq(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     assert result == args.steps
     return {
-        "seconds": seconds, "steps": args.steps, "us_per_step": seconds / args.steps * 1e6,
-        "api": args.api, "journal_mode": _journal_mode(saver),
-    }  # fmt: skip
+        "seconds": seconds,
+        "steps": args.steps,
+        "us_per_step": seconds / args.steps * 1e6,
+        "api": args.api,
+        "journal_mode": _journal_mode(saver),
+    }
 
 
 def concurrent(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,9 +121,10 @@ def concurrent(args: argparse.Namespace) -> dict[str, Any]:
             outs = await asyncio.gather(
                 *(
                     graph.ainvoke(
-                        {"x": 0, "n": args.per_run}, _config(f"t{i}", args.per_run),
+                        {"x": 0, "n": args.per_run},
+                        _config(f"t{i}", args.per_run),
                         durability="sync",
-                    )  # fmt: skip
+                    )
                     for i in range(args.runs)
                 )
             )
@@ -168,11 +171,16 @@ def parked(args: argparse.Namespace) -> dict[str, Any]:
     after = proc_status()
     growth = after["rss"] - before["rss"]
     return {
-        "runs": args.runs, "rss_before": before["rss"], "rss_after": after["rss"],
-        "rss_growth": growth, "bytes_per_run": growth / args.runs, "hwm": after["hwm"],
-        "threads": after["threads"], "seconds_to_park": seconds,
+        "runs": args.runs,
+        "rss_before": before["rss"],
+        "rss_after": after["rss"],
+        "rss_growth": growth,
+        "bytes_per_run": growth / args.runs,
+        "hwm": after["hwm"],
+        "threads": after["threads"],
+        "seconds_to_park": seconds,
         "idle_cpu_percent": idle_cpu_percent("self", 3.0),
-    }  # fmt: skip
+    }
 
 
 _counters: Counters | None = None
@@ -203,10 +211,20 @@ def _ten_steps(saver: SqliteSaver) -> Any:
 
 def _child(args: argparse.Namespace, phase: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "peers.langgraph_workloads", "restart-child", "--db", str(args.db),
-         "--phase", phase],
-        cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "peers.langgraph_workloads",
+            "restart-child",
+            "--db",
+            str(args.db),
+            "--phase",
+            phase,
+        ],
+        cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def restart(args: argparse.Namespace) -> dict[str, Any]:
@@ -256,8 +274,12 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
 
 
 WORKLOADS = {
-    "seq": seq, "concurrent": concurrent, "parked": parked, "restart": restart, "imports": imports,
-}  # fmt: skip
+    "seq": seq,
+    "concurrent": concurrent,
+    "parked": parked,
+    "restart": restart,
+    "imports": imports,
+}
 
 
 def main() -> None:
