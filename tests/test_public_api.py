@@ -8,6 +8,12 @@ import legato
 def test_exported_members() -> None:
     assert set(legato.__all__) == {
         "NO_RETRY",
+        "ActionDenied",
+        "Approval",
+        "ApprovalConflict",
+        "ApprovalTimeout",
+        "Decision",
+        "UnknownApproval",
         "App",
         "ChildFailed",
         "Clock",
@@ -47,5 +53,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
     }
-    assert len(codes) == 15
+    assert len(codes) == 19
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

@@ -9,6 +9,9 @@ from legato.context import Context
 from legato.engine.definitions import Step
 from legato.engine.execution import StepInfo, current_step
 from legato.errors import (
+    ActionDenied,
+    ApprovalConflict,
+    ApprovalTimeout,
     ChildFailed,
     ConfigurationError,
     EventTimeout,
@@ -21,10 +24,12 @@ from legato.errors import (
     SerializationError,
     StepFailed,
     StoreError,
+    UnknownApproval,
     UnknownRun,
     UnknownWorkflow,
 )
 from legato.handle import RunHandle
+from legato.hitl import Approval, Decision
 from legato.retry import NO_RETRY, RetryPolicy
 from legato.serde import PayloadTooLarge
 
@@ -32,11 +37,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NO_RETRY",
+    "ActionDenied",
     "App",
+    "Approval",
+    "ApprovalConflict",
+    "ApprovalTimeout",
     "ChildFailed",
     "Clock",
     "ConfigurationError",
     "Context",
+    "Decision",
     "EventTimeout",
     "LegatoError",
     "NondeterminismError",
@@ -53,6 +63,7 @@ __all__ = [
     "StepInfo",
     "StoreError",
     "SystemClock",
+    "UnknownApproval",
     "UnknownRun",
     "UnknownWorkflow",
     "__version__",

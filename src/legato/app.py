@@ -28,6 +28,7 @@ from legato.engine.definitions import (
 )
 from legato.errors import ConfigurationError, UnknownWorkflow
 from legato.handle import RunHandle
+from legato.hitl import Approvals
 from legato.ops import Operations
 from legato.portal import Portal
 from legato.retry import NO_RETRY, RetryPolicy
@@ -103,6 +104,11 @@ class App:
         self._lock = threading.Lock()
         self._portal: Portal | None = None
         _LIVE_APPS.add(self)
+
+    @property
+    def approvals(self) -> Approvals:
+        """List, inspect and decide approvals (``app.approvals.decide(id, True, by="ann")``)."""
+        return Approvals(self)
 
     def __repr__(self) -> str:
         return f"<legato.App {self.name!r} database={redact_url(self.database_url)!r}>"

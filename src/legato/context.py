@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from legato.errors import ConfigurationError
+from legato.hitl import Decision
 
 if TYPE_CHECKING:
     from legato.engine.execution import Execution
@@ -80,6 +81,35 @@ class Context:
             raise ConfigurationError("an event name must be a non-empty string")
         seconds = None if timeout is None else _seconds(timeout, "event timeout")
         return await self._execution.wait_for_event(name, seconds, type)
+
+    async def approval(
+        self,
+        name: str,
+        data: T = None,  # type: ignore[assignment]
+        *,
+        prompt: str | None = None,
+        assignees: Sequence[str] | None = None,
+        timeout: timedelta | float | None = None,
+        on_timeout: Literal["reject", "approve", "fail"] = "reject",
+    ) -> Decision[T]:
+        """Ask a person to approve ``data``; the run parks until someone decides.
+
+        The approver may edit the data (validated against its type); ``decision.data`` is what
+        was approved. With ``timeout``, the approval is rejected, approved, or fails the run
+        (``legato.ApprovalTimeout``) when no one decides in time, per ``on_timeout``.
+        """
+        if not name:
+            raise ConfigurationError("an approval name must be a non-empty string")
+        if on_timeout not in ("reject", "approve", "fail"):
+            raise ConfigurationError(
+                f"on_timeout must be 'reject', 'approve' or 'fail', got {on_timeout!r}"
+            )
+        seconds = None if timeout is None else _seconds(timeout, "approval timeout")
+        decision: Decision[T] = await self._execution.approval(
+            name, data, prompt=prompt, assignees=list(assignees or ()), timeout=seconds,
+            on_timeout=on_timeout,
+        )  # fmt: skip
+        return decision
 
     async def child(
         self,

@@ -165,3 +165,48 @@ class Suspended(_Signal):
 
 class LeaseLost(_Signal):
     """This worker no longer owns the run (cancelled, or claimed by another worker)."""
+
+
+class UnknownApproval(LegatoError):
+    """An approval id that the database does not hold."""
+
+    code = "unknown_approval"
+
+
+class ApprovalConflict(LegatoError):
+    """An approval was already decided differently; the first decision stands."""
+
+    code = "approval_conflict"
+
+
+class ApprovalTimeout(LegatoError):
+    """An approval with ``on_timeout="fail"`` was not decided in time."""
+
+    code = "approval_timeout"
+
+    def __init__(self, name: str, approval_id: str) -> None:
+        super().__init__(f"approval {name!r} ({approval_id}) was not decided in time")
+        self.name = name
+        self.approval_id = approval_id
+
+
+class ActionDenied(LegatoError):
+    """The gate denied a proposed tool call, or a person rejected it; the tool did not run."""
+
+    code = "action_denied"
+
+    def __init__(
+        self,
+        tool: str,
+        reason: str,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        who = f" by {by}" if by else ""
+        note = f": {comment}" if comment else ""
+        super().__init__(f"{tool} was denied{who}: {reason}{note}")
+        self.tool = tool
+        self.reason = reason
+        self.by = by
+        self.comment = comment

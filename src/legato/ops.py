@@ -13,9 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 from legato import serde
+from legato.audit import AuditOps
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.errors import ConfigurationError, RunConflict, UnknownRun
+from legato.hitl import ApprovalOps
 from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
 
 _RUN_ID = re.compile(r"^[\w.:@/+=-]{1,200}$")
@@ -40,8 +42,8 @@ class Timeline:
     entries: list[TimelineEntry]
 
 
-class Operations:
-    """Run-level operations on one store."""
+class Operations(ApprovalOps, AuditOps):
+    """What front ends may do: runs here; approvals (hitl) and the audit log (audit) mixed in."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT

@@ -69,8 +69,12 @@ def loads(text: str | None) -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _adapter(annotation: Any) -> TypeAdapter[Any]:
+def adapter(annotation: Any) -> TypeAdapter[Any]:
+    """A cached pydantic TypeAdapter (building one costs far more than using it)."""
     return TypeAdapter(annotation)
+
+
+_adapter = adapter
 
 
 def decode(text: str | None, annotation: Any, *, what: str) -> Any:

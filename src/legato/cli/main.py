@@ -247,7 +247,7 @@ def runs(
 
     table = Table(box=None, header_style="bold")
     for col in ("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "RUN")
     for r in found:
         detail = r.waiting_on or ""
         if r.error:
@@ -348,6 +348,128 @@ def retry(ctx: click.Context, run_id: str) -> None:
     """Resume a failed run from its failed entry (after fixing the code, for instance)."""
     _run(ctx, lambda ops: ops.retry(run_id))
     click.echo(f"run {run_id} will resume from its failed entry on the next worker")
+
+
+@cli.command()
+@click.option(
+    "--status", "-s", default="pending", show_default=True,
+    help="pending, approved, rejected, expired, cancelled, or all.",
+)  # fmt: skip
+@click.option("--run", "run_id", default=None, help="Only approvals of this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool) -> None:
+    """List approvals (pending ones by default), oldest first."""
+    from legato.hitl import Approval
+
+    wanted = None if status == "all" else status
+    found = _run(ctx, lambda ops: ops.list_approvals(wanted, run_id, 500))
+    shown = [Approval.from_record(r) for r in found]
+    if as_json:
+        for a in shown:
+            click.echo(json.dumps({
+                "id": a.id, "run_id": a.run_id, "name": a.name, "kind": a.kind,
+                "status": a.status, "prompt": a.prompt, "data": a.data, "risk": a.risk,
+                "reason": a.reason, "assignees": a.assignees, "decided_by": a.decided_by,
+                "comment": a.comment,
+            }, default=str))  # fmt: skip
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not shown:
+        console.print(f"no {'' if wanted is None else wanted + ' '}approvals")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "RUN", "NAME", "STATUS", "ASKED", "PROMPT / DATA", "DECIDED BY"):
+        # ids are copied into the next command: never fold them
+        table.add_column(col, overflow="fold", no_wrap=col in ("ID", "RUN"))
+    for a in shown:
+        detail = a.prompt or json.dumps(a.data, default=str)
+        if a.reason:
+            detail += f" ({a.reason})"
+        table.add_row(
+            a.id, a.run_id, a.name, _styled(a.status), _time(a.created_at.timestamp()),
+            detail[:120], a.decided_by or "-",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _decide(ctx: click.Context, approval_id: str, approved: bool, by: str, data: str | None,
+            comment: str | None) -> None:  # fmt: skip
+    record = _run(ctx, lambda ops: ops.decide_json(approval_id, approved, by, data, comment))
+    edited = " with edited data" if record.decided_data is not None else ""
+    click.echo(f"approval {approval_id} {record.status} by {record.decided_by}{edited}")
+
+
+@cli.command()
+@click.argument("approval_id")
+@click.option("--by", required=True, help="Who approves (recorded and audited).")
+@click.option("--data", default=None, help="Edited data, as JSON, replacing what was proposed.")
+@click.option("--comment", default=None)
+@click.pass_context
+def approve(
+    ctx: click.Context, approval_id: str, by: str, data: str | None, comment: str | None
+) -> None:
+    """Approve APPROVAL_ID; the waiting run resumes."""
+    _decide(ctx, approval_id, True, by, data, comment)
+
+
+@cli.command()
+@click.argument("approval_id")
+@click.option("--by", required=True, help="Who rejects (recorded and audited).")
+@click.option("--comment", default=None, help="Why; the run sees it.")
+@click.pass_context
+def reject(ctx: click.Context, approval_id: str, by: str, comment: str | None) -> None:
+    """Reject APPROVAL_ID; the waiting run resumes and sees the rejection."""
+    _decide(ctx, approval_id, False, by, None, comment)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--run", "run_id", default=None, help="Only rows about this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.pass_context
+def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
+    """The audit log: gate decisions, approvals, autonomy changes, pauses."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _run(ctx, lambda ops: ops.audit(run_id=run_id, limit=100_000))
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({
+                "seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor, "run_id": r.run_id,
+                "subject": r.subject, "detail": json.loads(r.detail), "hash": r.hash,
+            }))  # fmt: skip
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not rows:
+        console.print("the audit log is empty")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("#", "AT", "KIND", "ACTOR", "RUN", "SUBJECT", "DETAIL"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r.seq), _time(r.at), r.kind, r.actor or "-", r.run_id or "-", r.subject or "-",
+            r.detail[:100],
+        )  # fmt: skip
+    console.print(table, markup=False)
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the hash chain; exit 1 naming the first row that was edited or removed."""
+    check = _run(ctx.parent or ctx, lambda ops: ops.verify_audit())
+    if check.ok:
+        click.echo(f"audit log intact: {check.rows} rows")
+        return
+    click.echo(f"error: audit row {check.bad_seq} is not intact: {check.problem}", err=True)
+    ctx.exit(1)
 
 
 @cli.group()

@@ -18,16 +18,18 @@ import functools
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from legato import serde
+from legato import hitl, serde
 from legato.clock import Clock
 from legato.engine.definitions import StepDef, WorkflowDef
 from legato.errors import (
+    ApprovalConflict,
+    ApprovalTimeout,
     ChildFailed,
     ConfigurationError,
     EventTimeout,
@@ -38,7 +40,7 @@ from legato.errors import (
     StepFailed,
     Suspended,
 )
-from legato.store.base import TERMINAL, Entry, RunRecord, Store, Wait
+from legato.store.base import TERMINAL, ApprovalRecord, Entry, RunRecord, Store, Wait
 
 log = logging.getLogger("legato.engine")
 T = TypeVar("T")
@@ -87,6 +89,7 @@ class _Parkable:
     describe: str
     event: str | None = None
     child: str | None = None
+    approval: str | None = None
 
 
 class Execution:
@@ -206,6 +209,7 @@ class Execution:
             waiting_on="; ".join(w.describe for w in waits),
             events=sorted({w.event for w in waits if w.event is not None}),
             children=sorted({w.child for w in waits if w.child is not None}),
+            approvals=sorted({w.approval for w in waits if w.approval is not None}),
         )
         ok = await self.store.park(self.owner, self.run_id, wait, self.clock.now())
         return "parked" if ok else "lost"
@@ -515,6 +519,107 @@ class Execution:
             entry.error = serde.dumps(serde.error_json(exc, with_traceback=False), what="an error")
             await self._record(entry)
             raise
+
+    # -- approvals ----------------------------------------------------------------------
+    async def approval(
+        self,
+        name: str,
+        data: Any,
+        *,
+        prompt: str | None,
+        assignees: Sequence[str],
+        timeout: float | None,
+        on_timeout: str,
+        kind: str = "approval",
+        risk: str | None = None,
+        reason: str | None = None,
+    ) -> hitl.Decision[Any]:
+        """Park until a person decides; the decision is consumed with this entry, atomically."""
+        seq, entry = self._next("approval", name)
+        text = serde.dumps(data, what=f"the data of approval {name!r}", limit=self.payload_limit)
+        digest = hitl.data_hash(text)
+        data_type: Any = type(data) if data is not None else None
+        if entry is not None:
+            recorded = serde.loads(entry.input) or {}
+            if recorded.get("data_hash") != digest:  # fail closed: never reuse a decision
+                self._fatal = NondeterminismError(
+                    f"run {self.run_id!r}: approval {name!r} at entry {seq} was requested for"
+                    " different data than is asked for now; a decision is bound to its data"
+                )
+                raise self._fatal
+            if entry.status in ("completed", "failed"):
+                return self._decided(entry, name, data_type)
+            the_id = str(recorded["approval_id"])
+        else:
+            now = self.clock.now()
+            the_id = hitl.approval_id(self.run_id, seq)
+            entry = self._entry(
+                seq, "approval", name, "waiting",
+                input=serde.dumps({"approval_id": the_id, "data_hash": digest}, what="an id"),
+                started_at=now, wake_at=None if timeout is None else now + timeout,
+            )  # fmt: skip
+            record = ApprovalRecord(
+                approval_id=the_id, run_id=self.run_id, seq=seq, name=name, kind=kind,
+                status="pending", prompt=prompt, data=text, data_hash=digest,
+                data_schema=hitl.schema_of(data), assignees=serde.dumps(list(assignees), what="x"),
+                risk=risk, reason=reason, expires_at=entry.wake_at, on_timeout=on_timeout,
+                decided_data=None, decided_by=None, comment=None, decided_at=None,
+                consumed_at=None, created_at=now,
+            )  # fmt: skip
+            event = hitl.audit_event(
+                "approval.requested", record, self.workflow.name, prompt=prompt, risk=risk,
+                reason=reason, assignees=list(assignees), timeout=timeout,
+            )  # fmt: skip
+            if not await self.store.request_approval(self.owner, entry, record, event):
+                self._lost()
+            self.journal[seq] = entry
+        return await self._await_decision(seq, entry, the_id, name, on_timeout, data_type)
+
+    async def _await_decision(
+        self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
+    ) -> hitl.Decision[Any]:
+        while True:
+            record = await self.store.get_approval(the_id)
+            if record is None or record.status == "cancelled":
+                self._lost()  # the run was cancelled (or its approval removed by a retry)
+            assert record is not None
+            due = entry.wake_at is not None and self.clock.now() >= entry.wake_at
+            if record.status == "pending" and due:
+                record = await self._time_out(record, on_timeout)
+            if record.status != "pending":
+                entry.status = "failed" if record.status == "expired" else "completed"
+                entry.output, entry.finished_at = hitl.decision_json(record), self.clock.now()
+                if not await self.store.consume_approval(
+                    self.owner, entry, the_id, entry.finished_at
+                ):
+                    self._lost()
+                self.journal[seq] = entry
+                return self._decided(entry, name, data_type)
+            remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
+            await self._parkable(
+                seq,
+                _Parkable(entry.wake_at, f"approval {name!r} ({the_id})", approval=the_id),
+                self.clock.sleep(remaining) if remaining is not None else _forever(),
+            )
+
+    async def _time_out(self, record: ApprovalRecord, on_timeout: str) -> ApprovalRecord:
+        status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
+        event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
+        try:
+            return await self.store.decide_approval(
+                record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
+                comment=f"not decided by {_iso(record.expires_at or 0)}",
+                now=self.clock.now(), audit=event,
+            )  # fmt: skip
+        except ApprovalConflict:  # a person decided at this very moment: theirs stands
+            fresh = await self.store.get_approval(record.approval_id)
+            assert fresh is not None
+            return fresh
+
+    def _decided(self, entry: Entry, name: str, data_type: Any) -> hitl.Decision[Any]:
+        if entry.status == "failed":
+            raise ApprovalTimeout(name, str((serde.loads(entry.output) or {}).get("approval_id")))
+        return hitl.decision_from(entry.output, data_type)
 
     # -- child runs ---------------------------------------------------------------------
     async def child(

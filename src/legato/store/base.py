@@ -8,6 +8,8 @@ was cancelled or another worker took it over).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +122,87 @@ class Wait:
     waiting_on: str
     events: Sequence[str] = field(default=())
     children: Sequence[str] = field(default=())
+    approvals: Sequence[str] = field(default=())
+
+
+APPROVAL_STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "expired", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A request for a person's decision, bound to one journal entry of one run."""
+
+    approval_id: str
+    run_id: str
+    seq: int
+    name: str
+    kind: str
+    status: str
+    prompt: str | None
+    data: str | None
+    data_hash: str
+    data_schema: str | None
+    assignees: str | None
+    risk: str | None
+    reason: str | None
+    expires_at: float | None
+    on_timeout: str | None
+    decided_data: str | None
+    decided_by: str | None
+    comment: str | None
+    decided_at: float | None
+    consumed_at: float | None
+    created_at: float
+
+
+APPROVAL_COLUMNS = (
+    "approval_id, run_id, seq, name, kind, status, prompt, data, data_hash, data_schema,"
+    " assignees, risk, reason, expires_at, on_timeout, decided_data, decided_by, comment,"
+    " decided_at, consumed_at, created_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """Something to add to the audit log; the store gives it its place in the chain."""
+
+    kind: str
+    detail: str  # JSON
+    actor: str | None = None
+    run_id: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    at: float
+    kind: str
+    actor: str | None
+    run_id: str | None
+    subject: str | None
+    detail: str
+    prev_hash: str
+    hash: str
+
+
+AUDIT_COLUMNS = "seq, at, kind, actor, run_id, subject, detail, prev_hash, hash"
+GENESIS_HASH = "0" * 64
+
+
+def audit_hash(
+    prev_hash: str,
+    seq: int,
+    at: float,
+    kind: str,
+    actor: str | None,
+    run_id: str | None,
+    subject: str | None,
+    detail: str,
+) -> str:
+    """The hash that chains an audit row to the one before it (any edit breaks the chain)."""
+    body = json.dumps([seq, at, kind, actor, run_id, subject, detail], separators=(",", ":"))
+    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 
 class Store(Protocol):
@@ -227,3 +310,100 @@ class Store(Protocol):
         """Remove the worker and make every run it held claimable at once."""
 
     async def list_workers(self) -> list[WorkerRecord]: ...
+
+    # supervision: approvals ---------------------------------------------------------------
+    async def request_approval(
+        self, owner: str, entry: Entry, approval: ApprovalRecord, audit: AuditEvent
+    ) -> bool:
+        """Record the waiting entry and create its approval (once; audited), in one transaction."""
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None: ...
+
+    async def list_approvals(
+        self, *, status: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[ApprovalRecord]: ...
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: Literal["approved", "rejected", "expired"],
+        by: str,
+        data: str | None,
+        comment: str | None,
+        now: float,
+        audit: AuditEvent,
+    ) -> ApprovalRecord:
+        """Decide a pending approval and wake its run, atomically; exactly one decision wins.
+
+        The same decision again returns the stored one (idempotent); a different one raises
+        ApprovalConflict; an approval of a finished run raises RunConflict.
+        """
+
+    async def consume_approval(
+        self, owner: str, entry: Entry, approval_id: str, now: float
+    ) -> bool:
+        """Complete the waiting entry with the decision and mark the approval consumed, together."""
+
+    # supervision: audit, autonomy, pause ----------------------------------------------------
+    async def append_audit(self, events: Sequence[AuditEvent], now: float) -> None:
+        """Append to the hash-chained audit log (serialized: one chain per database)."""
+
+    async def record_audited(self, owner: str, entry: Entry, event: AuditEvent, now: float) -> bool:
+        """A fenced journal write and its audit row in one transaction (gate decisions)."""
+
+    async def list_audit(
+        self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[AuditRecord]: ...
+
+    async def audit_times(
+        self, kind: str, subject: str | None, actor: str | None, since: float
+    ) -> list[float]:
+        """When audit rows of ``kind`` (for that subject and actor, None = any) were written."""
+
+    async def set_autonomy(
+        self, actor: str, level: int, by: str, reason: str, now: float, audit: AuditEvent
+    ) -> None: ...
+
+    async def get_autonomy(self, actor: str) -> int | None: ...
+
+    async def list_autonomy(self) -> list[tuple[str, int, str, str, float]]:
+        """(actor, level, set_by, reason, updated_at) for every actor with a stored level."""
+
+    async def set_paused(
+        self, workflow: str, paused: bool, by: str, reason: str, now: float, audit: AuditEvent
+    ) -> bool:
+        """Pause or resume a workflow; False when it already was in that state."""
+
+    async def paused_workflows(self) -> dict[str, tuple[str, str, float]]:
+        """workflow -> (paused_by, reason, paused_at)."""
+
+
+def check_decision(
+    current: ApprovalRecord, status: str, by: str, data: str | None, comment: str | None
+) -> ApprovalRecord | None:
+    from legato.errors import ApprovalConflict, RunConflict
+
+    """None while the approval is open; the stored decision when this one repeats it.
+
+    Raises when a different decision was already taken (the first one stands) or the approval
+    was cancelled with its run.
+    """
+    if current.status == "pending":
+        return None
+    if current.status == "cancelled":
+        raise RunConflict(
+            f"approval {current.approval_id!r} was cancelled with run {current.run_id!r}"
+        )
+    same = (current.status, current.decided_by, current.decided_data, current.comment) == (
+        status,
+        by,
+        data,
+        comment,
+    )
+    if same:
+        return current
+    raise ApprovalConflict(
+        f"approval {current.approval_id!r} was already {current.status} by"
+        f" {current.decided_by}; a different decision is refused"
+    )

@@ -42,6 +42,7 @@ from legato.store.base import (
     run_values,
 )
 from legato.store.migrations import check_version, migrations
+from legato.store.postgres_supervision import PostgresSupervision
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -178,10 +179,14 @@ class _JournalBatch:
         return {(r[0], r[1]) for r in await cur.fetchall()}
 
 
-class PostgresStore:
+class PostgresStore(PostgresSupervision):
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
     poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
+
+    @staticmethod
+    async def _upsert(conn: Conn, e: Entry) -> None:
+        await _upsert(conn, e)
 
     def __init__(
         self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
@@ -392,6 +397,18 @@ class PostgresStore:
                 """,
                 (run_id, now, now),
             )
+            await conn.execute(
+                """
+                WITH RECURSIVE tree(id) AS (
+                    SELECT %s::text
+                    UNION ALL
+                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
+                )
+                UPDATE approvals SET status = 'cancelled', decided_at = %s
+                WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)
+                """,
+                (run_id, now),
+            )
             await self._wake_parent(conn, run.parent_run_id, now)
             return await _require_run(conn, run_id)
 
@@ -573,6 +590,17 @@ class PostgresStore:
                         "SELECT 1 FROM events WHERE run_id = %s AND consumed_seq IS NULL"
                         " AND name = ANY(%s) LIMIT 1",
                         (run_id, list(wait.events)),
+                    )
+                ).fetchone()
+            ):
+                wake_at = now
+            if (
+                wait.approvals
+                and await (
+                    await conn.execute(
+                        "SELECT 1 FROM approvals WHERE approval_id = ANY(%s)"
+                        " AND status != 'pending' LIMIT 1",
+                        (list(wait.approvals),),
                     )
                 ).fetchone()
             ):
@@ -766,6 +794,9 @@ async def _reopen(conn: Conn, run_id: str, now: float) -> None:
         )
         await conn.execute(
             "DELETE FROM entries WHERE run_id = %s AND seq >= %s", (run_id, first_failed)
+        )
+        await conn.execute(
+            "DELETE FROM approvals WHERE run_id = %s AND seq >= %s", (run_id, first_failed)
         )
     await conn.execute(
         "UPDATE runs SET status = 'pending', error = NULL, owner = NULL, wake_at = %s,"

@@ -14,10 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from legato.errors import ConfigurationError, RunConflict, StoreError, UnknownRun
+from legato.errors import ConfigurationError, RunConflict, StoreError
 from legato.store.base import (
-    ENTRY_COLUMNS,
-    RUN_COLUMNS,
     TERMINAL,
     Entry,
     RunRecord,
@@ -32,31 +30,20 @@ from legato.store.migrations import (
     apply_sqlite_migrations,
     check_legato_file,
 )
+from legato.store.sqlite_common import (
+    _ENTRY_COLS,
+    _OWNS,
+    _RUN_COLS,
+    _UPSERT_ENTRY,
+    _in,
+    _require_run,
+    _run,
+    _wake_parent,
+)
+from legato.store.sqlite_supervision import SQLiteSupervision
 
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
-
-_RUN_COLS = RUN_COLUMNS
-_ENTRY_COLS = ENTRY_COLUMNS
-_UPSERT_ENTRY = f"""
-INSERT INTO entries ({_ENTRY_COLS})
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running')
-ON CONFLICT (run_id, seq) DO UPDATE SET
-    kind = excluded.kind, name = excluded.name, status = excluded.status,
-    input = excluded.input, output = excluded.output, error = excluded.error,
-    attempts = excluded.attempts, started_at = excluded.started_at,
-    finished_at = excluded.finished_at, wake_at = excluded.wake_at
-"""
-_OWNS = "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'"
-
-
-def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(*row)
-
-
-def _in(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 def path_from_url(url: str) -> str:
@@ -81,7 +68,7 @@ def path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSupervision):
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
     poll_interval = 0.2  # no notifications: other processes' changes are found by polling
@@ -244,6 +231,18 @@ class SQLiteStore:
                 WHERE run_id IN tree AND status NOT IN ('completed', 'failed', 'cancelled')
                 """,
                 (run_id, now, now),
+            )
+            conn.execute(
+                """
+                WITH RECURSIVE tree(id) AS (
+                    SELECT ?
+                    UNION ALL
+                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
+                )
+                UPDATE approvals SET status = 'cancelled', decided_at = ?
+                WHERE status = 'pending' AND run_id IN tree
+                """,
+                (run_id, now),
             )
             _wake_parent(conn, run.parent_run_id, now)
             return _require_run(conn, run_id)
@@ -410,6 +409,15 @@ class SQLiteStore:
             ):
                 wake_at = now
             if (
+                wait.approvals
+                and conn.execute(
+                    f"SELECT 1 FROM approvals WHERE approval_id IN ({_in(wait.approvals)})"
+                    " AND status != 'pending' LIMIT 1",
+                    tuple(wait.approvals),
+                ).fetchone()
+            ):
+                wake_at = now
+            if (
                 wait.children
                 and conn.execute(
                     f"SELECT 1 FROM runs WHERE run_id IN ({_in(wait.children)})"
@@ -556,21 +564,6 @@ def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> Non
             delay = min(delay * 2, 0.2)
 
 
-def _require_run(conn: sqlite3.Connection, run_id: str, url: str = "this database") -> RunRecord:
-    row = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise UnknownRun(f"no run {run_id!r} in {url}")
-    return _run(row)
-
-
-def _wake_parent(conn: sqlite3.Connection, parent_run_id: str | None, now: float) -> None:
-    if parent_run_id is not None:
-        conn.execute(
-            "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ? AND status = 'waiting'",
-            (now, now, parent_run_id),
-        )
-
-
 def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
     """Reset a run to resume from its first failed entry (and children that failed or were
     cancelled). Events taken by the removed entries go back to the buffer, except those that
@@ -595,6 +588,8 @@ def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
             (run_id, first_failed, run_id),
         )
         conn.execute("DELETE FROM entries WHERE run_id = ? AND seq >= ?", (run_id, first_failed))
+        # approvals of removed entries are asked again (their audit rows stay)
+        conn.execute("DELETE FROM approvals WHERE run_id = ? AND seq >= ?", (run_id, first_failed))
     conn.execute(
         "UPDATE runs SET status = 'pending', error = NULL, owner = NULL, wake_at = ?,"
         " waiting_on = NULL, finished_at = NULL, updated_at = ? WHERE run_id = ?",

@@ -1,0 +1,55 @@
+"""The audit log: an append-only, hash-chained record of every supervision decision.
+
+Each row's hash covers its content and the previous row's hash, so editing, removing or
+reordering a row breaks the chain from there on; ``legato audit verify`` names the first row
+where it breaks. (Deleting the newest rows leaves a shorter chain that still verifies: keep an
+external note of the last row, or ship the log elsewhere, when that matters.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legato.store.base import GENESIS_HASH, AuditRecord, Store, audit_hash
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The result of ``legato audit verify``."""
+
+    rows: int
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_seq is None
+
+
+class AuditOps:
+    """Audit operations (mixed into legato.ops.Operations)."""
+
+    store: Store
+
+    async def audit(self, *, run_id: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+        return await self.store.list_audit(run_id=run_id, limit=limit)
+
+    async def verify_audit(self) -> AuditCheck:
+        """Recompute the chain: an edited, removed or reordered row breaks it."""
+        expected_prev, expected_seq, rows = GENESIS_HASH, 1, 0
+        while True:
+            page = await self.store.list_audit(after=expected_seq - 1, limit=1000)
+            if not page:
+                return AuditCheck(rows)
+            for r in page:
+                rows += 1
+                if r.seq != expected_seq:
+                    return AuditCheck(rows, expected_seq, f"row {expected_seq} is missing")
+                if r.prev_hash != expected_prev:
+                    return AuditCheck(rows, r.seq, "it does not follow the row before it")
+                digest = audit_hash(
+                    r.prev_hash, r.seq, r.at, r.kind, r.actor, r.run_id, r.subject, r.detail
+                )
+                if digest != r.hash:
+                    return AuditCheck(rows, r.seq, "its content does not match its hash")
+                expected_prev, expected_seq = r.hash, r.seq + 1
