@@ -19,6 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from legato.clock import Clock, SystemClock
 from legato.context import Context
+from legato.control import Autonomy
 from legato.engine.definitions import (
     Step,
     StepDecorator,
@@ -104,6 +105,30 @@ class App:
         self._lock = threading.Lock()
         self._portal: Portal | None = None
         _LIVE_APPS.add(self)
+
+    @property
+    def autonomy(self) -> Autonomy:
+        """Grant or revoke autonomy per actor at run time (audited)."""
+        return Autonomy(self)
+
+    async def pause_async(self, workflow: str, *, by: str, reason: str) -> bool:
+        """Kill switch: no new entry of ``workflow`` starts until ``resume``."""
+        changed = await (await self.ops_async()).pause(workflow, by=by, reason=reason)
+        self._notify_workers()
+        return changed
+
+    def pause(self, workflow: str, *, by: str, reason: str) -> bool:
+        """Kill switch: no new entry of ``workflow`` starts until ``resume``."""
+        return self._sync(self.pause_async(workflow, by=by, reason=reason))
+
+    async def resume_async(self, workflow: str, *, by: str, reason: str = "resumed") -> bool:
+        changed = await (await self.ops_async()).resume(workflow, by=by, reason=reason)
+        self._notify_workers()
+        return changed
+
+    def resume(self, workflow: str, *, by: str, reason: str = "resumed") -> bool:
+        """Undo ``pause``: the workflow's runs carry on where they stopped."""
+        return self._sync(self.resume_async(workflow, by=by, reason=reason))
 
     @property
     def approvals(self) -> Approvals:

@@ -15,6 +15,7 @@ from typing import Any
 from legato import serde
 from legato.audit import AuditOps
 from legato.clock import Clock
+from legato.control import ControlOps
 from legato.engine.definitions import WorkflowDef
 from legato.errors import ConfigurationError, RunConflict, UnknownRun
 from legato.hitl import ApprovalOps
@@ -42,7 +43,7 @@ class Timeline:
     entries: list[TimelineEntry]
 
 
-class Operations(ApprovalOps, AuditOps):
+class Operations(ApprovalOps, AuditOps, ControlOps):
     """What front ends may do: runs here; approvals (hitl) and the audit log (audit) mixed in."""
 
     def __init__(

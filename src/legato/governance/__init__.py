@@ -1,0 +1,61 @@
+"""Governance: policies, the gate that decides every tool call, and tool argument schemas.
+
+Everything here is pure (no database, no engine): the engine journals and audits what the
+gate decides.
+"""
+
+from legato.governance.arguments import InvalidArguments, json_schema_for, validate_args
+from legato.governance.gate import (
+    ACTIONS,
+    AUTONOMY_MAX_RISK,
+    DEFAULT_LEVEL,
+    Action,
+    GateDecision,
+    Proposal,
+    check_throttles,
+    evaluate,
+    initial_level,
+)
+from legato.governance.policy import (
+    OPS,
+    RISKS,
+    Condition,
+    Intent,
+    Policy,
+    PolicyError,
+    Risk,
+    RiskDefaults,
+    Rule,
+    RuleFn,
+    Throttle,
+    ToolPolicy,
+    parse_duration,
+)
+
+__all__ = [
+    "ACTIONS",
+    "AUTONOMY_MAX_RISK",
+    "DEFAULT_LEVEL",
+    "OPS",
+    "RISKS",
+    "Action",
+    "Condition",
+    "GateDecision",
+    "Intent",
+    "InvalidArguments",
+    "Policy",
+    "PolicyError",
+    "Proposal",
+    "Risk",
+    "RiskDefaults",
+    "Rule",
+    "RuleFn",
+    "Throttle",
+    "ToolPolicy",
+    "check_throttles",
+    "evaluate",
+    "initial_level",
+    "json_schema_for",
+    "parse_duration",
+    "validate_args",
+]

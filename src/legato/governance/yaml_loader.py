@@ -1,0 +1,228 @@
+"""Policies from YAML: safe parsing, and errors that name the file, the line and the field.
+
+The text is composed into a node tree once (PyYAML's SafeLoader: plain data, never Python
+objects; booleans as in YAML 1.2, so ``yes``, ``no``, ``on`` and ``off`` stay text), every
+field path is mapped to the line it is written on, and pydantic's error locations are
+translated back through that map.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from legato.governance.policy import PolicyError
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+#: Most nodes a policy file may expand to; aliases could otherwise blow up exponentially.
+MAX_NODES = 50_000
+#: Most errors listed in one PolicyError message.
+MAX_ERRORS = 20
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true and false, so ``value: NO`` stays text."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_policy(cls: type[M], text: str, source: str) -> M:
+    """Validate YAML ``text`` into ``cls``; every problem raises :class:`PolicyError`."""
+    data, lines = _compose(text, source)
+    if data is None:  # an empty file: the defaults, the same as no policy
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(
+            f"{source}, line 1: a policy must be a mapping with keys such as "
+            f"{', '.join(cls.model_fields)}, not {type(data).__name__}"
+        )
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(explain(exc, lines, source, cls)) from None
+
+
+def _compose(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines: dict[Loc, int] = {}
+        _index(loader, node, (), lines, [MAX_NODES], source)
+        return loader.construct_document(node), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = ", ".join(p for p in (exc.context, exc.problem) if p)
+        raise PolicyError(f"{source}{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{source}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _index(
+    loader: _Loader,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    budget: list[int],
+    source: str,
+) -> None:
+    """Record the line of every mapping key and sequence item; refuse duplicate keys."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise PolicyError(f"{source}: the policy expands to more than {MAX_NODES} values")
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.setdefault((*loc, i), item.start_mark.line + 1)
+            _index(loader, item, (*loc, i), lines, budget, source)
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise PolicyError(
+                    f"{source}, line {line}: {format_loc((*loc, key))}: duplicate key"
+                    f" (first written on line {seen[key]})"
+                )
+            seen[key] = line
+            lines.setdefault((*loc, key), line)
+            _index(loader, value_node, (*loc, key), lines, budget, source)
+
+
+# -- explaining validation errors ---------------------------------------------------------
+
+
+def explain(error: ValidationError, lines: dict[Loc, int], source: str, root: type[Any]) -> str:
+    """One line per problem, in file order: ``file, line N: field.path: what is wrong``."""
+    found = []
+    for detail in error.errors():
+        loc = _yaml_loc(detail["loc"])
+        found.append((_line_of(loc, lines), format_loc(loc), _message(detail, loc, root)))
+    found.sort(key=lambda item: item[0])
+    out = [f"{source}, line {line}: {path}: {message}" for line, path, message in found]
+    if len(out) > MAX_ERRORS:
+        out = [*out[:MAX_ERRORS], f"... and {len(out) - MAX_ERRORS} more"]
+    return "\n".join(out)
+
+
+def _yaml_loc(loc: tuple[str | int, ...]) -> Loc:
+    """Drop pydantic's markers that are not in the file: dict-key markers and union tags."""
+    out: list[str | int] = []
+    for seg in loc:
+        if seg == "[key]":
+            continue
+        if seg == "conditions" and out[-3:-2] == ["rules"] and out[-1:] == ["when"]:
+            continue  # the tag of Rule.when's union of conditions and callables
+        out.append(seg)
+    return tuple(out)
+
+
+def _line_of(loc: Loc, lines: dict[Loc, int]) -> int:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+def format_loc(loc: Loc) -> str:
+    """``tools.send_email.rules[0].when[1].op``; keys that are not plain names are quoted."""
+    text = ""
+    for seg in loc:
+        if isinstance(seg, int):
+            text += f"[{seg}]"
+        elif _PLAIN_KEY.fullmatch(seg):
+            text += f".{seg}" if text else seg
+        else:
+            text += f"[{seg!r}]"
+    return text or "(top level)"
+
+
+def _message(detail: ErrorDetails, loc: Loc, root: type[Any]) -> str:
+    kind, ctx, value = detail["type"], detail.get("ctx") or {}, detail["input"]
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{value!r} is not one of {', '.join(expected)}"
+    if kind == "extra_forbidden":
+        return _unknown_field(loc, root)
+    if kind == "missing":
+        return "required field missing"
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    message = detail["msg"].replace("Input should be", "should be", 1)
+    if isinstance(value, str | int | float | bool) or value is None:
+        message += f", got {value!r}"
+    return message
+
+
+def _unknown_field(loc: Loc, root: type[Any]) -> str:
+    name = loc[-1] if loc else ""
+    message = f"unknown field {name!r}"
+    model = _model_at(root, loc[:-1])
+    if model is None:
+        return message
+    fields = list(model.model_fields)
+    close = difflib.get_close_matches(str(name), fields, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{message}{hint}; expected one of {', '.join(fields)}"
+
+
+def _model_at(root: type[Any], loc: Loc) -> type[BaseModel] | None:
+    """The model class that the value at ``loc`` is validated as, if any."""
+    current: Any = root
+    for seg in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(seg))
+            current = field.annotation if field is not None else None
+        elif get_origin(current) is list and isinstance(seg, int):
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip ``Annotated`` and optional/callable alternatives down to the data type."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is Union or origin is types.UnionType:
+            tp = next(iter(_data_members(get_args(tp))), None)
+        else:
+            return tp
+
+
+def _data_members(members: tuple[Any, ...]) -> Iterator[Any]:
+    for member in members:
+        plain = get_args(member)[0] if get_origin(member) is Annotated else member
+        if plain is not type(None) and get_origin(plain) is not Callable:
+            yield plain
