@@ -34,10 +34,13 @@ def _offer_app(make_app: Callable[..., legato.App], **approval: object) -> legat
             "offer", data=Offer(candidate="ada", salary=100), prompt="Make this offer?", **approval
         )
         return {
-            "approved": decision.approved, "by": decision.by, "comment": decision.comment,
-            "salary": decision.data.salary, "type": type(decision.data).__name__,
+            "approved": decision.approved,
+            "by": decision.by,
+            "comment": decision.comment,
+            "salary": decision.data.salary,
+            "type": type(decision.data).__name__,
             "edited": decision.edited,
-        }  # fmt: skip
+        }
 
     return app
 
@@ -57,13 +60,18 @@ def test_edited_data_reaches_the_run_typed(make_app: Callable[..., legato.App]) 
     assert (
         pending.data == {"candidate": "ada", "salary": 100} and pending.prompt == "Make this offer?"
     )
-    app.approvals.decide(pending.id, True, by="alice", data={"candidate": "ada", "salary": 120},
-                         comment="a bit more")  # fmt: skip
+    app.approvals.decide(
+        pending.id, True, by="alice", data={"candidate": "ada", "salary": 120}, comment="a bit more"
+    )
     app.run_until_idle()
     assert handle.result() == {
-        "approved": True, "by": "alice", "comment": "a bit more", "salary": 120,
-        "type": "Offer", "edited": True,
-    }  # fmt: skip
+        "approved": True,
+        "by": "alice",
+        "comment": "a bit more",
+        "salary": 120,
+        "type": "Offer",
+        "edited": True,
+    }
     assert app.approvals.get(pending.id).status == "approved"
 
 
@@ -245,16 +253,31 @@ def test_approval_survives_sigkill_and_is_decided_from_another_process(
         first.kill()
         listed = subprocess.run(
             [LEGATO, "--database-url", db_url, "approvals", "--json"],
-            capture_output=True, text=True, check=True, cwd=ROOT,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         [pending] = [json.loads(line) for line in listed.stdout.splitlines()]
         assert pending["run_id"] == "o1" and pending["data"]["subject"] == "Interview"
         edited = {**pending["data"], "subject": "Interview at ACME"}
         decided = subprocess.run(
-            [LEGATO, "--database-url", db_url, "approve", pending["id"], "--by", "dana",
-             "--data", json.dumps(edited)],
-            capture_output=True, text=True, cwd=ROOT, check=False,
-        )  # fmt: skip
+            [
+                LEGATO,
+                "--database-url",
+                db_url,
+                "approve",
+                pending["id"],
+                "--by",
+                "dana",
+                "--data",
+                json.dumps(edited),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
         assert decided.returncode == 0, decided.stderr
         spawn_worker("tests.apps.approval_app:app")
         assert handle.result(timeout=60) == "sent 'Interview at ACME' to hr@example.com"
@@ -273,8 +296,9 @@ def test_cli_lists_and_rejects(make_app: Callable[..., legato.App], db_url: str)
     assert the_id in table.output  # whole, whatever the terminal width
     listed = runner.invoke(cli, ["--database-url", db_url, "approvals", "--json"]).output
     assert json.loads(listed)["prompt"] == "Make this offer?"
-    out = runner.invoke(cli, ["--database-url", db_url, "reject", the_id, "--by", "erin",
-                              "--comment", "not now"])  # fmt: skip
+    out = runner.invoke(
+        cli, ["--database-url", db_url, "reject", the_id, "--by", "erin", "--comment", "not now"]
+    )
     assert out.exit_code == 0 and out.output.startswith(f"approval {the_id} rejected by erin")
     assert runner.invoke(cli, ["--database-url", db_url, "approvals"]).output.startswith(
         "no pending approvals"

@@ -13,6 +13,9 @@ def test_exported_members() -> None:
         "ApprovalConflict",
         "ApprovalTimeout",
         "Decision",
+        "Policy",
+        "PolicyError",
+        "Tool",
         "UnknownApproval",
         "App",
         "ChildFailed",
@@ -53,5 +56,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
     }
-    assert len(codes) == 19
+    assert len(codes) == 20
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

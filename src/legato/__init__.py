@@ -6,7 +6,7 @@ This module is the public API; everything else may change between versions.
 from legato.app import App
 from legato.clock import Clock, SystemClock
 from legato.context import Context
-from legato.engine.definitions import Step
+from legato.engine.definitions import Step, Tool
 from legato.engine.execution import StepInfo, current_step
 from legato.errors import (
     ActionDenied,
@@ -28,6 +28,7 @@ from legato.errors import (
     UnknownRun,
     UnknownWorkflow,
 )
+from legato.governance import Policy, PolicyError
 from legato.handle import RunHandle
 from legato.hitl import Approval, Decision
 from legato.retry import NO_RETRY, RetryPolicy
@@ -50,6 +51,8 @@ __all__ = [
     "EventTimeout",
     "LegatoError",
     "NondeterminismError",
+    "Policy",
+    "PolicyError",
     "PayloadTooLarge",
     "ResultTimeout",
     "RetryPolicy",
@@ -62,6 +65,7 @@ __all__ = [
     "StepFailed",
     "StepInfo",
     "StoreError",
+    "Tool",
     "SystemClock",
     "UnknownApproval",
     "UnknownRun",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -24,10 +25,13 @@ from legato.engine.definitions import (
     Step,
     StepDecorator,
     StepDef,
+    Tool,
+    ToolDef,
     WorkflowDef,
     qualified_name,
 )
 from legato.errors import ConfigurationError, UnknownWorkflow
+from legato.governance import Policy
 from legato.handle import RunHandle
 from legato.hitl import Approvals
 from legato.ops import Operations
@@ -82,6 +86,7 @@ class App:
         durability: str = "normal",
         clock: Clock | None = None,
         payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
+        policy: Policy | str | os.PathLike[str] | None = None,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigurationError(f"durability must be 'normal' or 'full', got {durability!r}")
@@ -94,6 +99,11 @@ class App:
                 f"payload_limit must be at least 64 bytes, got {payload_limit}"
             )
         self.payload_limit = payload_limit
+        if policy is not None and not isinstance(policy, Policy):
+            policy = Policy.from_file(policy)
+        #: the intent, boundaries and rules every tool call is checked against (None: defaults)
+        self.policy: Policy | None = policy
+        self.tools: dict[str, ToolDef] = {}
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
@@ -210,6 +220,56 @@ class App:
                 raise ConfigurationError(f"step {definition.name!r} is registered twice")
             self.steps[definition.name] = definition
             return Step(definition)
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def tool(self, fn: Callable[P, Awaitable[R]], /) -> Tool[P, R]: ...
+
+    @overload
+    def tool(self, fn: Callable[P, R], /) -> Tool[P, R]: ...
+
+    @overload
+    def tool(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        risk: str = "low",
+        description: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> Callable[[Callable[..., Any]], Tool[Any, Any]]: ...
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        risk: str = "low",
+        description: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+    ) -> Any:
+        """Register an action (send an email, charge a card) that must pass the policy gate.
+
+        ``risk`` is "low", "medium", "high" or "critical"; the policy may override it. Inside
+        a workflow every call is a proposal that is allowed, throttled, sent to a person, or
+        denied. Tools are not retried unless ``retry`` says so.
+        """
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+
+        def register(f: Callable[..., Any]) -> Tool[Any, Any]:
+            text = description or (inspect.getdoc(f) or "").split("\n")[0]
+            definition = ToolDef(qualified_name(f, name), f, risk, text, **(
+                {"retry": retry} if retry is not None else {}), timeout=seconds)  # fmt: skip
+            existing = self.tools.get(definition.name)
+            if existing is not None and existing.fn is not f:
+                raise ConfigurationError(f"tool {definition.name!r} is registered twice")
+            self.tools[definition.name] = definition
+            return Tool(definition)
 
         return register(fn) if fn is not None else register
 
@@ -377,6 +437,7 @@ class App:
             workflows=self.workflows,
             concurrency=concurrency,
             payload_limit=self.payload_limit,
+            policy=self.policy,
             **options,
         )
         runtime.workers.add(worker)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
+from legato.engine.definitions import ToolDef
 from legato.errors import ConfigurationError
 from legato.hitl import Decision
 
@@ -110,6 +111,22 @@ class Context:
             on_timeout=on_timeout,
         )  # fmt: skip
         return decision
+
+    async def tool(
+        self, tool: Callable[..., Any], /, *, actor: str | None = None, **args: Any
+    ) -> Any:
+        """Propose calling ``tool`` with ``args`` as ``actor`` (default: the workflow).
+
+        The policy gate answers: allow (it runs, journaled like a step), throttle (the run
+        waits on a durable timer), require approval (the run parks; the approver may edit the
+        arguments), or deny (``legato.ActionDenied``; a rejection raises it too).
+        """
+        definition = getattr(tool, "definition", None)
+        if not isinstance(definition, ToolDef):
+            raise ConfigurationError(
+                f"ctx.tool() needs a function decorated with @app.tool, got {tool!r}"
+            )
+        return await self._execution.tool(definition, args, actor)
 
     async def child(
         self,

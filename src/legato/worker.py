@@ -16,11 +16,15 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.engine.execution import Execution, Outcome
 from legato.errors import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    from legato.governance import Policy
 from legato.store.base import RunRecord, Store, WorkerRecord
 
 log = logging.getLogger("legato.worker")
@@ -66,6 +70,7 @@ class Worker:
         poll_interval: float | None = None,
         grace: float = 10.0,
         payload_limit: int | None = None,
+        policy: Policy | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -83,6 +88,9 @@ class Worker:
         self.poll_interval = poll_interval if poll_interval is not None else store.poll_interval
         self.grace = grace
         self.payload_limit = payload_limit
+        self.policy = policy
+        self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
+        self._paused_checked = -1.0
         self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
@@ -96,8 +104,20 @@ class Worker:
         self.completed = 0
 
     def notify(self) -> None:
-        """Look for work now (called on this worker's loop)."""
+        """Look for work now, and at what is paused (called on this worker's loop)."""
+        self._paused_checked = -1.0
         self._wake.set()
+
+    async def _refresh_paused(self) -> None:
+        """At most once a second (or at once when notified): which workflows are paused."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._paused_checked < 1.0:
+            return
+        self._paused_checked = loop.time()
+        paused = frozenset(await self.store.paused_workflows())
+        if paused != self.paused:
+            log.info("paused workflows: %s", ", ".join(sorted(paused)) or "none")
+            self.paused = paused
 
     @property
     def loaded(self) -> int:
@@ -152,6 +172,7 @@ class Worker:
     ) -> bool:
         """Claim what is runnable, then wait for more; False when it is time to stop."""
         self._wake.clear()
+        await self._refresh_paused()
         claimed = await self._claim()
         if exit_when is not None and await exit_when():
             return False
@@ -161,7 +182,7 @@ class Worker:
         if len(self._tasks) >= self.concurrency:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
             return True
-        next_wake = await self.store.next_wake_at(self.names)
+        next_wake = await self.store.next_wake_at([n for n in self.names if n not in self.paused])
         if not self._tasks:
             if (
                 self.clock.skips_time
@@ -190,9 +211,8 @@ class Worker:
         free = self.concurrency - len(self._tasks)
         if free <= 0:
             return 0
-        runs = await self.store.claim(
-            self.worker_id, self.names, self.clock.now(), self.lease, free
-        )
+        names = [n for n in self.names if n not in self.paused]
+        runs = await self.store.claim(self.worker_id, names, self.clock.now(), self.lease, free)
         for run in runs:
             self._tasks[run.run_id] = asyncio.create_task(self._execute(run))
         return len(runs)
@@ -211,6 +231,8 @@ class Worker:
                 owner=self.worker_id,
                 executor=self.executor,
                 payload_limit=self.payload_limit,
+                policy=self.policy,
+                paused=lambda: run.workflow in self.paused,
             )
             self.executions[run.run_id] = execution
             outcome = await execution.drive()

@@ -472,6 +472,70 @@ def audit_verify(ctx: click.Context) -> None:
     ctx.exit(1)
 
 
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def autonomy(ctx: click.Context) -> None:
+    """Autonomy levels per actor: 0 propose only, 1 low risk, 2 medium, 3 high."""
+    if ctx.invoked_subcommand is not None:
+        return
+    levels = _run(ctx, lambda ops: ops.autonomy_levels())
+    if not levels:
+        click.echo("no levels set at run time (actors use the policy's, else 1)")
+    for a in levels:
+        click.echo(f"{a.actor}\t{a.level}\tset by {a.set_by} at {_time(a.updated_at.timestamp())}:"
+                   f" {a.reason}")  # fmt: skip
+
+
+@autonomy.command("set")
+@click.argument("actor")
+@click.argument("level", type=click.IntRange(0, 3))
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@click.option("--by", default=None, help="Who decides [default: $LEGATO_USER or $USER].")
+@click.pass_context
+def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: str | None) -> None:
+    """Set ACTOR's LEVEL; the next proposal of every run uses it."""
+    from legato.control import LEVELS, default_person
+
+    who = by or default_person()
+    _run(ctx.parent or ctx, lambda ops: ops.set_autonomy(actor, level, by=who, reason=reason))
+    click.echo(f"{actor} is now at autonomy {level} ({LEVELS[level]}), set by {who}")
+
+
+@cli.command()
+@click.argument("workflow", required=False)
+@click.option("--reason", default="paused from the CLI", show_default=True)
+@click.option("--by", default=None, help="Who pauses [default: $LEGATO_USER or $USER].")
+@click.pass_context
+def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None) -> None:
+    """Kill switch: no new entry of WORKFLOW starts until `legato resume` (lists if omitted)."""
+    from legato.control import default_person
+
+    if workflow is None:
+        paused = _run(ctx, lambda ops: ops.paused())
+        if not paused:
+            click.echo("no workflow is paused")
+        for p in paused:
+            click.echo(f"{p.workflow}\tpaused by {p.paused_by} at"
+                       f" {_time(p.paused_at.timestamp())}: {p.reason}")  # fmt: skip
+        return
+    who = by or default_person()
+    changed = _run(ctx, lambda ops: ops.pause(workflow, by=who, reason=reason))
+    click.echo(f"{workflow} {'paused' if changed else 'was already paused'}")
+
+
+@cli.command()
+@click.argument("workflow")
+@click.option("--by", default=None, help="Who resumes [default: $LEGATO_USER or $USER].")
+@click.pass_context
+def resume(ctx: click.Context, workflow: str, by: str | None) -> None:
+    """Undo `legato pause`: WORKFLOW's runs carry on where they stopped."""
+    from legato.control import default_person
+
+    who = by or default_person()
+    changed = _run(ctx, lambda ops: ops.resume(workflow, by=who))
+    click.echo(f"{workflow} {'resumed' if changed else 'was not paused'}")
+
+
 @cli.group()
 def db() -> None:
     """Manage the database schema."""

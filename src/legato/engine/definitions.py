@@ -91,6 +91,67 @@ class StepDef:
         self.returns = serde.type_hints(self.fn).get("return", Any)
 
 
+@dataclass(eq=False)
+class ToolDef:
+    """A registered tool: an action an agent or workflow may propose, gated by policy."""
+
+    name: str
+    fn: Callable[..., Any]
+    risk: str
+    description: str
+    # A tool acts on the world: by default it is not retried (a person may have approved it).
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=1, jitter=False))
+    timeout: float | None = None
+    step: StepDef = field(init=False)
+    schema: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        from legato.governance import RISKS, json_schema_for
+
+        if self.risk not in RISKS:
+            raise ConfigurationError(
+                f"tool {self.name!r}: risk must be one of {', '.join(RISKS)}, got {self.risk!r}"
+            )
+        self.schema = json_schema_for(self.fn)
+        self.step = StepDef(self.name, self.fn, self.retry, self.timeout)
+
+
+class Tool(Generic[P, R]):
+    """The callable that ``@app.tool`` returns.
+
+    Inside a workflow, calling it (with keyword arguments) proposes the call to the gate, as
+    ``ctx.tool(tool, **args)`` does; outside any workflow it simply runs the function.
+    """
+
+    def __init__(self, definition: ToolDef) -> None:
+        self.definition = definition
+        self.__wrapped__ = definition.fn
+        self.__name__ = getattr(definition.fn, "__name__", definition.name)
+        self.__doc__ = definition.fn.__doc__
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The JSON Schema of the tool's parameters (what an agent is shown)."""
+        return self.definition.schema
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        from legato.engine.execution import current_execution
+
+        execution = current_execution()
+        if execution is None:
+            result: Awaitable[R] = self.definition.fn(*args, **kwargs)
+            return result
+        if args:
+            raise ConfigurationError(
+                f"call tool {self.definition.name!r} with keyword arguments inside a workflow"
+                " (they are what the policy checks and the approver sees)"
+            )
+        return execution.tool(self.definition, dict(kwargs), None)
+
+    def __repr__(self) -> str:
+        return f"<legato tool {self.definition.name!r} risk={self.definition.risk}>"
+
+
 class StepDecorator(Protocol):
     """What ``@app.step(...)`` with options returns."""
 

@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from legato import hitl, serde
 from legato.clock import Clock
-from legato.engine.definitions import StepDef, WorkflowDef
+from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
 from legato.errors import (
+    ActionDenied,
     ApprovalConflict,
     ApprovalTimeout,
     ChildFailed,
@@ -40,7 +41,19 @@ from legato.errors import (
     StepFailed,
     Suspended,
 )
-from legato.store.base import TERMINAL, ApprovalRecord, Entry, RunRecord, Store, Wait
+from legato.store.base import (
+    TERMINAL,
+    ApprovalRecord,
+    AuditEvent,
+    Entry,
+    RunRecord,
+    Store,
+    Wait,
+    Window,
+)
+
+if TYPE_CHECKING:
+    from legato.governance import Policy
 
 log = logging.getLogger("legato.engine")
 T = TypeVar("T")
@@ -107,6 +120,8 @@ class Execution:
         owner: str,
         executor: Executor | None = None,
         payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT,
+        policy: Policy | None = None,
+        paused: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -117,6 +132,8 @@ class Execution:
         self.owner = owner
         self.executor = executor  # for sync steps; None is asyncio's default pool
         self.payload_limit = payload_limit
+        self.policy = policy
+        self._paused = paused  # the kill switch: no new entry starts while it says so
         self.journal = {e.seq: e for e in entries}
         self.last_recorded = max(self.journal, default=-1)
         self.next_seq = 0
@@ -223,7 +240,7 @@ class Execution:
     def _next(self, kind: str, name: str) -> tuple[int, Entry | None]:
         if self._fatal is not None:
             raise self._fatal
-        if self.draining:
+        if self.draining or self._paused():
             raise Suspended()
         seq = self.next_seq
         self.next_seq += 1
@@ -316,8 +333,9 @@ class Execution:
         step: StepDef,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        kind: str = "step",
     ) -> Any:
-        what = f"step {step.name!r} of workflow {self.workflow.name!r}"
+        what = f"{kind} {step.name!r} of workflow {self.workflow.name!r}"
         attempt = 1
         if entry is not None:
             if entry.status == "completed":
@@ -337,11 +355,11 @@ class Execution:
             except (Suspended, LeaseLost, asyncio.CancelledError):
                 raise
             except SerializationError as exc:
-                await self._record_failure(seq, step.name, exc, attempt, started)
+                await self._record_failure(seq, kind, step.name, exc, attempt, started)
                 raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
             except Exception as exc:
                 if not policy.is_retryable(exc) or attempt >= policy.max_attempts:
-                    await self._record_failure(seq, step.name, exc, attempt, started)
+                    await self._record_failure(seq, kind, step.name, exc, attempt, started)
                     raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
                 delay = policy.delay(attempt, self._rng)
                 now = self.clock.now()
@@ -356,7 +374,7 @@ class Execution:
                 await self._record(
                     self._entry(
                         seq,
-                        "step",
+                        kind,
                         step.name,
                         "retrying",
                         error=serde.dumps(serde.error_json(exc), what="an error"),
@@ -370,7 +388,7 @@ class Execution:
                 await self._record(
                     self._entry(
                         seq,
-                        "step",
+                        kind,
                         step.name,
                         "completed",
                         output=text,
@@ -413,12 +431,12 @@ class Execution:
             _step.reset(token)
 
     async def _record_failure(
-        self, seq: int, name: str, error: BaseException, attempt: int, started: float
+        self, seq: int, kind: str, name: str, error: BaseException, attempt: int, started: float
     ) -> None:
         await self._record(
             self._entry(
                 seq,
-                "step",
+                kind,
                 name,
                 "failed",
                 error=serde.dumps(serde.error_json(error), what="an error"),
@@ -620,6 +638,89 @@ class Execution:
         if entry.status == "failed":
             raise ApprovalTimeout(name, str((serde.loads(entry.output) or {}).get("approval_id")))
         return hitl.decision_from(entry.output, data_type)
+
+    # -- tools and the gate ---------------------------------------------------------------
+    async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
+        """Propose a tool call: the gate allows, throttles, asks a person, or denies."""
+        from legato.governance import RiskDefaults, validate_args
+
+        actor = actor or self.workflow.name
+        args = validate_args(tool.fn, args, tool=tool.name)
+        while True:
+            decision = await self._gate(tool, args, actor)
+            if decision.action == "deny":
+                raise ActionDenied(tool.name, decision.reason)
+            if decision.action == "throttle":
+                await self.sleep(max(0.0, (decision.retry_at or 0) - self.clock.now()))
+                continue  # ask the gate again: the window may have filled up meanwhile
+            break
+        if decision.action == "require_approval":
+            defaults = self.policy.defaults_for(decision.risk) if self.policy else RiskDefaults()
+            timeout = defaults.approval_timeout
+            asked = await self.approval(
+                f"tool:{tool.name}", args,
+                prompt=f"{actor} proposes {tool.name}: {tool.description}".rstrip(": "),
+                assignees=defaults.assignees,
+                timeout=None if timeout is None else timeout.total_seconds(),
+                on_timeout=defaults.on_timeout, kind="tool", risk=decision.risk,
+                reason=decision.reason,
+            )  # fmt: skip
+            if not asked.approved:
+                raise ActionDenied(
+                    tool.name, "a person rejected it", by=asked.by, comment=asked.comment
+                )
+            if asked.edited:
+                args = validate_args(tool.fn, asked.data, tool=tool.name)
+        seq, entry = self._next("tool", tool.name)
+        return await self._step(seq, entry, tool.step, (), args, kind="tool")
+
+    async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
+        """The gate's decision for this proposal: journaled (replayed as is) and audited."""
+        from legato.governance import GateDecision, Proposal, evaluate, initial_level
+
+        seq, entry = self._next("gate", tool.name)
+        if entry is not None:
+            return GateDecision.from_json(serde.loads(entry.output))
+        level = await self.store.get_autonomy(actor)
+        if level is None:
+            level = initial_level(self.policy, actor)
+        now = self.clock.now()
+        throttles = [
+            t
+            for t in (self.policy.throttles if self.policy else [])
+            if t.applies_to(tool.name, actor)
+        ]
+        windows = [Window(t.tool, t.actor, now - t.per.total_seconds()) for t in throttles]
+        proposal = Proposal(actor, tool.name, args, tool.risk)  # type: ignore[arg-type]
+        shown = serde.dumps(args, what=f"the arguments of tool {tool.name!r}")[:2000]
+
+        def decide(times: list[list[float]]) -> tuple[Entry, AuditEvent]:
+            recent = dict(zip(throttles, times, strict=True))
+            decision = evaluate(
+                self.policy, proposal, level=level, now=now,
+                recent_calls=lambda t: recent.get(t, []),
+            )  # fmt: skip
+            record = self._entry(
+                seq, "gate", tool.name, "completed",
+                input=serde.dumps({"actor": actor, "level": level}, what="a proposal"),
+                output=serde.dumps(decision.to_json(), what="a decision"),
+                started_at=now, finished_at=now,
+            )  # fmt: skip
+            detail = {**decision.to_json(), "level": level, "arguments": shown}
+            event = AuditEvent(
+                f"gate.{decision.action}", serde.dumps(detail, what="a decision"), actor,
+                self.run_id, tool.name,
+            )  # fmt: skip
+            return record, event
+
+        written = await self.store.record_gate(self.owner, self.run_id, windows, decide, now)
+        if written is None:
+            self._lost()
+        assert written is not None
+        record = written[0]
+        decision = GateDecision.from_json(serde.loads(record.output))
+        self.journal[seq] = record
+        return decision
 
     # -- child runs ---------------------------------------------------------------------
     async def child(

@@ -174,6 +174,15 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Window:
+    """Allowed calls of a tool (None: any) by an actor (None: any) since a time."""
+
+    tool: str | None
+    actor: str | None
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     seq: int
     at: float
@@ -351,6 +360,21 @@ class Store(Protocol):
 
     async def record_audited(self, owner: str, entry: Entry, event: AuditEvent, now: float) -> bool:
         """A fenced journal write and its audit row in one transaction (gate decisions)."""
+
+    async def record_gate(
+        self,
+        owner: str,
+        run_id: str,
+        windows: Sequence[Window],
+        decide: Callable[[list[list[float]]], tuple[Entry, AuditEvent]],
+        now: float,
+    ) -> tuple[Entry, AuditEvent] | None:
+        """Count allowed calls in each window, decide, then journal and audit the decision.
+
+        All of it is serialized with every other gate decision, so a throttle holds when many
+        runs propose at once. ``decide`` gets the times of ``gate.allow`` rows per window.
+        None (nothing written) when the owner no longer holds the run.
+        """
 
     async def list_audit(
         self, *, run_id: str | None = None, after: int = 0, limit: int = 1000

@@ -22,6 +22,7 @@ from legato.store.base import (
     AuditEvent,
     AuditRecord,
     Entry,
+    Window,
     audit_hash,
     check_decision,
     redact_url,
@@ -51,6 +52,17 @@ async def append_audit(conn: Conn, events: Sequence[AuditEvent], now: float) -> 
             (seq, now, e.kind, e.actor, e.run_id, e.subject, e.detail, prev, digest),
         )
         prev = digest
+
+
+async def _allowed_times(conn: Conn, w: Window) -> list[float]:
+    query = "SELECT at FROM audit WHERE kind = 'gate.allow' AND at > %s"
+    params: list[Any] = [w.since]
+    for column, value in (("subject", w.tool), ("actor", w.actor)):
+        if value is not None:
+            query += f" AND {column} = %s"
+            params.append(value)
+    cur = await conn.execute(query, params)
+    return [float(r[0]) for r in await cur.fetchall()]
 
 
 class PostgresSupervision:
@@ -191,6 +203,28 @@ class PostgresSupervision:
             return True
 
         result: bool = await self._fenced(entry.run_id, work)
+        return result
+
+    async def record_gate(
+        self,
+        owner: str,
+        run_id: str,
+        windows: Sequence[Window],
+        decide: Callable[[list[list[float]]], tuple[Entry, AuditEvent]],
+        now: float,
+    ) -> tuple[Entry, AuditEvent] | None:
+        async def work(conn: Conn) -> tuple[Entry, AuditEvent] | None:
+            # the audit lock serializes gate decisions across every worker on the database
+            if await (await conn.execute(_OWNS, (run_id, owner))).fetchone() is None:
+                return None
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
+            times = [await _allowed_times(conn, w) for w in windows]
+            entry, event = decide(times)
+            await self._upsert(conn, entry)
+            await append_audit(conn, [event], now)
+            return entry, event
+
+        result: tuple[Entry, AuditEvent] | None = await self._fenced(run_id, work)
         return result
 
     async def list_audit(

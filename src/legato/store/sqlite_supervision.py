@@ -21,6 +21,7 @@ from legato.store.base import (
     AuditEvent,
     AuditRecord,
     Entry,
+    Window,
     audit_hash,
     check_decision,
     entry_values,
@@ -46,6 +47,16 @@ def append_audit(conn: sqlite3.Connection, events: Sequence[AuditEvent], now: fl
             (seq, now, e.kind, e.actor, e.run_id, e.subject, e.detail, prev, digest),
         )
         prev = digest
+
+
+def _allowed_times(conn: sqlite3.Connection, w: Window) -> list[float]:
+    query = "SELECT at FROM audit WHERE kind = 'gate.allow' AND at > ?"
+    params: list[Any] = [w.since]
+    for column, value in (("subject", w.tool), ("actor", w.actor)):
+        if value is not None:
+            query += f" AND {column} = ?"
+            params.append(value)
+    return [float(r[0]) for r in conn.execute(query, params)]
 
 
 class SQLiteSupervision:
@@ -178,6 +189,26 @@ class SQLiteSupervision:
             return True
 
         result: bool = await self._write(op)
+        return result
+
+    async def record_gate(
+        self,
+        owner: str,
+        run_id: str,
+        windows: Sequence[Window],
+        decide: Callable[[list[list[float]]], tuple[Entry, AuditEvent]],
+        now: float,
+    ) -> tuple[Entry, AuditEvent] | None:
+        def op(conn: sqlite3.Connection) -> tuple[Entry, AuditEvent] | None:
+            if conn.execute(_OWNS, (run_id, owner)).fetchone() is None:
+                return None
+            times = [_allowed_times(conn, w) for w in windows]  # inside the write transaction
+            entry, event = decide(times)
+            conn.execute(_UPSERT_ENTRY, (*entry_values(entry), run_id, owner))
+            append_audit(conn, [event], now)
+            return entry, event
+
+        result: tuple[Entry, AuditEvent] | None = await self._write(op)
         return result
 
     async def list_audit(
