@@ -136,7 +136,14 @@ class Execution:
         self._paused = paused  # the kill switch: no new entry starts while it says so
         self.journal = {e.seq: e for e in entries}
         self.last_recorded = max(self.journal, default=-1)
-        self.next_seq = 0
+        # Format 2 matches recorded entries by (branch, position in branch): concurrent
+        # branches then replay the same whatever order their writes completed in. Format 1
+        # (runs started before branches were recorded) matches by global position.
+        self.by_branch = _recorded_branches(entries) if run.journal_format >= 2 else None
+        self._consumed: set[int] = set()
+        self._branch_of: dict[int, str] = {}
+        self._root = _Branch("")
+        self.next_seq = 0 if self.by_branch is None else self.last_recorded + 1
         self.draining = False
         self._fatal: BaseException | None = None
         self._active = 0  # operations in flight that this process must finish (steps, short waits)
@@ -150,6 +157,7 @@ class Execution:
         """Run the workflow from the top until it finishes, parks, or loses its lease."""
         loop = asyncio.get_running_loop()
         self._park = loop.create_future()
+        _install_task_factory(loop)
         ctx = contextvars.copy_context()
         ctx.run(_current.set, self)
         task = loop.create_task(self._call(), context=ctx)
@@ -166,6 +174,7 @@ class Execution:
     async def _call(self) -> Any:
         from legato.context import Context
 
+        _branch.set(self._root)  # here, inside the task: the root task itself is not a branch
         args, kwargs = self.workflow.decode_input(self.run.input)
         return await self.workflow.fn(Context(self), *args, **kwargs)
 
@@ -179,7 +188,10 @@ class Execution:
             return await self._release()
         if error is not None:
             return await self._fail(error)
-        unconsumed = [s for s in self.journal if s >= self.next_seq]
+        if self.by_branch is None:
+            unconsumed = [s for s in self.journal if s >= self.next_seq]
+        else:
+            unconsumed = [s for s in self.journal if s not in self._consumed]
         if unconsumed:
             first = self.journal[min(unconsumed)]
             return await self._fail(
@@ -242,9 +254,19 @@ class Execution:
             raise self._fatal
         if self.draining or self._paused():
             raise Suspended()
-        seq = self.next_seq
-        self.next_seq += 1
-        entry = self.journal.get(seq)
+        entry = self._recorded_here(take=True)
+        if self.by_branch is None or entry is None:
+            seq = self.next_seq
+            self.next_seq += 1
+            if self.by_branch is None:
+                entry = self.journal.get(seq)
+            else:
+                self._branch_of[seq] = (_branch.get() or self._root).path
+                self._consumed.add(seq)
+        else:
+            seq = entry.seq
+            self._consumed.add(seq)
+            self._branch_of[seq] = entry.branch
         if entry is not None and (entry.kind != kind or entry.name != name):
             self._fatal = NondeterminismError(
                 f"run {self.run_id!r} (workflow {self.workflow.name!r}): recorded {entry.kind}"
@@ -255,7 +277,19 @@ class Execution:
             raise self._fatal
         return seq, entry
 
+    def _recorded_here(self, *, take: bool) -> Entry | None:
+        """The recorded entry at the current position of this branch (format 2)."""
+        if self.by_branch is None:
+            return None
+        node = _branch.get() or self._root
+        recorded = self.by_branch.get(node.path, ())
+        entry = recorded[node.count] if node.count < len(recorded) else None
+        if take:
+            node.count += 1
+        return entry
+
     def _entry(self, seq: int, kind: str, name: str, status: Any, **fields: Any) -> Entry:
+        fields.setdefault("branch", self._branch_of.get(seq, ""))
         return Entry(self.run_id, seq, kind, name, status, **fields)
 
     async def _record(self, entry: Entry) -> None:
@@ -811,6 +845,14 @@ class Execution:
     def patched(self, change_id: str) -> bool:
         if self._fatal is not None:
             raise self._fatal
+        if self.by_branch is not None:
+            here = self._recorded_here(take=False)
+            if here is not None and not (here.kind == "patch" and here.name == change_id):
+                return False  # this run passed here on the old code, which had no such change
+            seq, recorded = self._next("patch", change_id)
+            if recorded is None:
+                self._record_soon(self._entry(seq, "patch", change_id, "completed"))
+            return True
         entry = self.journal.get(self.next_seq)
         if entry is not None and entry.kind == "patch" and entry.name == change_id:
             self.next_seq += 1
@@ -823,7 +865,57 @@ class Execution:
 
     @property
     def is_replaying(self) -> bool:
+        if self.by_branch is not None:
+            return self._recorded_here(take=False) is not None
         return self.next_seq <= self.last_recorded
+
+
+@dataclass(slots=True)
+class _Branch:
+    """A task of the workflow: its path, its position, and how many tasks it started."""
+
+    path: str
+    count: int = 0
+    children: int = 0
+
+
+_branch: contextvars.ContextVar[_Branch | None] = contextvars.ContextVar(
+    "legato_branch", default=None
+)
+
+
+def _recorded_branches(entries: list[Entry]) -> dict[str, list[Entry]]:
+    out: dict[str, list[Entry]] = {}
+    for entry in sorted(entries, key=lambda e: e.seq):
+        out.setdefault(entry.branch, []).append(entry)
+    return out
+
+
+def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
+    """Number the tasks a workflow starts (gather, TaskGroup, create_task) in creation order.
+
+    Creation order is program order, the same on every replay, unlike the order in which
+    branches' journal writes complete. Tasks started elsewhere, or inside steps, are untouched.
+    """
+    previous = loop.get_task_factory()
+    if getattr(previous, "_legato", False):
+        return
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        # the context the task will run in: legato's own tasks pass a fresh one, and are skipped
+        context = kwargs.get("context") or contextvars.copy_context()
+        parent = context.get(_branch)
+        if parent is not None and context.get(_step) is None and context.get(_current) is not None:
+            child = _Branch(f"{parent.path}{parent.children}/")
+            parent.children += 1
+            context.run(_branch.set, child)
+            kwargs["context"] = context
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    factory._legato = True  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
 
 
 def _step_failed(name: str, entry: Entry) -> StepFailed:

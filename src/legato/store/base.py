@@ -47,6 +47,8 @@ class RunRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
+    #: 2: entries are matched by branch and position on replay; 1: by global sequence
+    journal_format: int = 2
 
 
 @dataclass(slots=True)
@@ -65,6 +67,7 @@ class Entry:
     started_at: float | None = None
     finished_at: float | None = None
     wake_at: float | None = None
+    branch: str = ""
 
 
 def redact_url(url: str) -> str:
@@ -80,11 +83,11 @@ def redact_url(url: str) -> str:
 
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
-    " owner, wake_at, waiting_on, created_at, updated_at, finished_at"
+    " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format"
 )
 ENTRY_COLUMNS = (
     "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
-    " wake_at"
+    " wake_at, branch"
 )
 
 
@@ -93,7 +96,7 @@ def run_values(run: RunRecord) -> tuple[Any, ...]:
     return (
         run.run_id, run.workflow, run.status, run.input, run.output, run.error,
         run.parent_run_id, run.parent_seq, run.code_version, run.owner, run.wake_at,
-        run.waiting_on, run.created_at, run.updated_at, run.finished_at,
+        run.waiting_on, run.created_at, run.updated_at, run.finished_at, run.journal_format,
     )  # fmt: skip
 
 
@@ -101,7 +104,7 @@ def entry_values(e: Entry) -> tuple[Any, ...]:
     """The entry's fields in ENTRY_COLUMNS order."""
     return (
         e.run_id, e.seq, e.kind, e.name, e.status, e.input, e.output, e.error, e.attempts,
-        e.started_at, e.finished_at, e.wake_at,
+        e.started_at, e.finished_at, e.wake_at, e.branch,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -56,17 +57,17 @@ _ENTRY_COLS = ENTRY_COLUMNS
 _UPSERT_MANY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT v.run_id, v.seq, v.kind, v.name, v.status, v.input, v.output, v.error, v.attempts,
-       v.started_at, v.finished_at, v.wake_at
+       v.started_at, v.finished_at, v.wake_at, COALESCE(v.branch, '')
 FROM jsonb_to_recordset(%s::jsonb)
      AS v(run_id text, seq int, kind text, name text, status text, input text, output text,
           error text, attempts int, started_at float8, finished_at float8, wake_at float8,
-          owner text)
+          owner text, branch text)
 JOIN runs r ON r.run_id = v.run_id AND r.owner = v.owner AND r.status = 'running'
 ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
     input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
     attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at
+    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch
 RETURNING run_id, seq
 """
 _OWNS = "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s AND status = 'running' FOR UPDATE"
@@ -101,7 +102,8 @@ class _JournalBatch:
         self._unsettled.setdefault(entry.run_id, []).append(fut)
         fut.add_done_callback(functools.partial(self._settled, entry.run_id))
         if self._flushing is None:
-            self._flushing = asyncio.create_task(self._run())
+            # a fresh context: this task belongs to the store, not to the workflow that wrote
+            self._flushing = asyncio.create_task(self._run(), context=contextvars.Context())
         return fut
 
     def _settled(self, run_id: str, fut: asyncio.Future[bool]) -> None:
@@ -174,6 +176,7 @@ class _JournalBatch:
                 "finished_at": e.finished_at,
                 "wake_at": e.wake_at,
                 "owner": owner,
+                "branch": e.branch,
             }
         cur = await conn.execute(_UPSERT_MANY, (json.dumps(list(latest.values())),))
         return {(r[0], r[1]) for r in await cur.fetchall()}
@@ -335,7 +338,7 @@ class PostgresStore(PostgresSupervision):
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         async def work(conn: Conn) -> tuple[RunRecord, bool]:
             cur = await conn.execute(
-                f"WITH ins AS (INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
+                f"WITH ins AS (INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 16)})"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id)"
                 " SELECT pg_notify(%s, '') FROM ins",
                 (
@@ -568,7 +571,7 @@ class PostgresStore(PostgresSupervision):
                 return False
             await _upsert(conn, entry)
             await conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 15)})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 16)})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 run_values(child),
             )
@@ -761,12 +764,12 @@ async def _require_run(
 
 async def _upsert(conn: Conn, e: Entry) -> None:
     await conn.execute(
-        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 12)})"
+        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 13)})"
         " ON CONFLICT (run_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
         " status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output,"
         " error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
         " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
-        " wake_at = EXCLUDED.wake_at",
+        " wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch",
         entry_values(e),
     )
 

@@ -173,7 +173,7 @@ class SQLiteStore(SQLiteSupervision):
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             cur = conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(16))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 (*run_values(run),),
             )
@@ -384,7 +384,7 @@ class SQLiteStore(SQLiteSupervision):
             ):
                 return False
             conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(15))})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(16))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 run_values(child),
             )
