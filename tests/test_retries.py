@@ -168,3 +168,44 @@ def test_bad_retry_policies_are_rejected() -> None:
         legato.RetryPolicy(max_attempts=0)
     with pytest.raises(legato.ConfigurationError, match="multiplier"):
         legato.RetryPolicy(multiplier=0.5)
+
+
+def test_retry_resumes_from_the_entry_that_failed_the_run_not_a_handled_one(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+    sent: list[str] = []
+    card_ok = {"value": False}
+
+    @app.step
+    async def email(what: str) -> None:
+        sent.append(what)
+
+    @app.step(retry=legato.NO_RETRY)
+    async def charge() -> str:
+        if not card_ok["value"]:
+            raise ConnectionError("card declined")
+        return "paid"
+
+    @app.workflow
+    async def signup(ctx: legato.Context) -> str:
+        try:
+            await ctx.wait_for_event("confirmed", timeout=timedelta(days=2))
+        except legato.EventTimeout:
+            await email("reminder")  # handled: the run goes on
+        await email("welcome")
+        try:
+            return await charge()
+        except legato.StepFailed as exc:
+            raise RuntimeError("billing failed") from exc  # another error, from the step's
+
+    handle = app.start(signup, run_id="s")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed, match="RuntimeError: billing failed"):
+        handle.result()
+    assert sent == ["reminder", "welcome"]
+    card_ok["value"] = True
+    app.retry("s")
+    app.run_until_idle()
+    assert handle.result() == "paid"
+    assert sent == ["reminder", "welcome"]  # nothing before the failed charge ran again

@@ -163,6 +163,10 @@ class Suspended(_Signal):
     """The run is being unloaded (parked, released or stopped); its task must unwind."""
 
 
+class StoreUnavailable(_Signal):
+    """The database failed under a running workflow: release the run, never fail it."""
+
+
 class LeaseLost(_Signal):
     """This worker no longer owns the run (cancelled, or claimed by another worker)."""
 

@@ -39,6 +39,8 @@ from legato.errors import (
     NondeterminismError,
     SerializationError,
     StepFailed,
+    StoreError,
+    StoreUnavailable,
     Suspended,
 )
 from legato.store.base import (
@@ -184,7 +186,7 @@ class Execution:
             return "lost"
         if self._fatal is not None:
             return await self._fail(self._fatal)
-        if isinstance(error, Suspended):
+        if isinstance(error, Suspended | StoreUnavailable):
             return await self._release()
         if error is not None:
             return await self._fail(error)
@@ -214,7 +216,11 @@ class Execution:
         return "completed" if ok else "lost"
 
     async def _fail(self, error: BaseException) -> Outcome:
-        text = serde.dumps(serde.error_json(error), what="an error")
+        report = serde.error_json(error)
+        seq = _failed_seq(error)
+        if seq is not None:  # `legato retry` resumes from this entry, and only from it
+            report["seq"] = seq
+        text = serde.dumps(report, what="an error")
         ok = await self.store.finish_run(self.owner, self.run_id, "failed", text, self.clock.now())
         if ok:
             log.info("run %s failed: %s: %s", self.run_id, type(error).__name__, error)
@@ -233,6 +239,11 @@ class Execution:
         if isinstance(self._fatal, LeaseLost):
             return "lost"
         deadlines = [w.deadline for w in waits if w.deadline is not None]
+        # and every deadline the journal holds for waits of this run that are still open
+        deadlines += [
+            e.wake_at for e in self.journal.values()
+            if e.status in ("waiting", "retrying") and e.wake_at is not None
+        ]  # fmt: skip
         wait = Wait(
             wake_at=min(deadlines) if deadlines else None,
             waiting_on="; ".join(w.describe for w in waits),
@@ -293,7 +304,7 @@ class Execution:
         return Entry(self.run_id, seq, kind, name, status, **fields)
 
     async def _record(self, entry: Entry) -> None:
-        if not await self.store.record(self.owner, entry):
+        if not await self._io(self.store.record(self.owner, entry)):
             self._lost()
         self.journal[entry.seq] = entry
 
@@ -307,6 +318,19 @@ class Execution:
     def _check_soon(self, task: asyncio.Future[bool]) -> None:
         if task.cancelled() or task.exception() is not None or not task.result():
             self._fatal = self._fatal or LeaseLost()
+            self._poke()
+
+    async def _io(self, call: Awaitable[T]) -> T:
+        """Await a store call made for the workflow: it counts as work in flight (the run is
+        not parked under it), and a database failure unwinds the run instead of reaching the
+        workflow's own ``except`` blocks (the run is released and resumes elsewhere)."""
+        self._active += 1
+        try:
+            return await call
+        except StoreError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        finally:
+            self._active -= 1
             self._poke()
 
     def _lost(self) -> None:
@@ -375,7 +399,7 @@ class Execution:
             if entry.status == "completed":
                 return serde.decode(entry.output, step.returns, what=f"the result of {what}")
             if entry.status == "failed":
-                raise _step_failed(step.name, entry)
+                raise _bound(_step_failed(step.name, entry), seq)
             attempt = entry.attempts + 1
             if entry.wake_at is not None:
                 await self._until(seq, entry.wake_at, f"retry of step {step.name!r}")
@@ -390,11 +414,15 @@ class Execution:
                 raise
             except SerializationError as exc:
                 await self._record_failure(seq, kind, step.name, exc, attempt, started)
-                raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
+                raise _bound(
+                    StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
+                ) from exc
             except Exception as exc:
                 if not policy.is_retryable(exc) or attempt >= policy.max_attempts:
                     await self._record_failure(seq, kind, step.name, exc, attempt, started)
-                    raise StepFailed(step.name, type(exc).__name__, str(exc), attempt) from exc
+                    raise _bound(
+                        StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
+                    ) from exc
                 delay = policy.delay(attempt, self._rng)
                 now = self.clock.now()
                 log.info(
@@ -510,8 +538,8 @@ class Execution:
         if entry is not None and entry.status == "failed":
             err = serde.loads(entry.error) or {}
             if err.get("type") == "SerializationError":
-                raise SerializationError(err.get("message", ""))
-            raise EventTimeout(name, float(entry.input or 0))
+                raise _bound(SerializationError(err.get("message", "")), seq)
+            raise _bound(EventTimeout(name, float(entry.input or 0)), seq)
         now = self.clock.now()
         if entry is None:
             entry = self._entry(
@@ -533,7 +561,7 @@ class Execution:
                 started_at=entry.started_at,
                 finished_at=self.clock.now(),
             )
-            payload = await self.store.consume_event(self.owner, taken)
+            payload = await self._io(self.store.consume_event(self.owner, taken))
             if payload is not None:
                 taken.output = payload
                 self.journal[seq] = taken
@@ -545,7 +573,7 @@ class Execution:
                     what="an error",
                 )
                 await self._record(entry)
-                raise EventTimeout(name, float(entry.input or 0))
+                raise _bound(EventTimeout(name, float(entry.input or 0)), seq)
             if seq not in self.journal:
                 await self._record(entry)
             describe = f"event {name!r}" + (
@@ -570,7 +598,7 @@ class Execution:
             entry.status = "failed"
             entry.error = serde.dumps(serde.error_json(exc, with_traceback=False), what="an error")
             await self._record(entry)
-            raise
+            raise _bound(exc, entry.seq) from None
 
     # -- approvals ----------------------------------------------------------------------
     async def approval(
@@ -622,7 +650,7 @@ class Execution:
                 "approval.requested", record, self.workflow.name, prompt=prompt, risk=risk,
                 reason=reason, assignees=list(assignees), timeout=timeout,
             )  # fmt: skip
-            if not await self.store.request_approval(self.owner, entry, record, event):
+            if not await self._io(self.store.request_approval(self.owner, entry, record, event)):
                 self._lost()
             self.journal[seq] = entry
         return await self._await_decision(seq, entry, the_id, name, on_timeout, data_type)
@@ -631,7 +659,7 @@ class Execution:
         self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
     ) -> hitl.Decision[Any]:
         while True:
-            record = await self.store.get_approval(the_id)
+            record = await self._io(self.store.get_approval(the_id))
             if record is None or record.status == "cancelled":
                 self._lost()  # the run was cancelled (or its approval removed by a retry)
             assert record is not None
@@ -641,8 +669,8 @@ class Execution:
             if record.status != "pending":
                 entry.status = "failed" if record.status == "expired" else "completed"
                 entry.output, entry.finished_at = hitl.decision_json(record), self.clock.now()
-                if not await self.store.consume_approval(
-                    self.owner, entry, the_id, entry.finished_at
+                if not await self._io(
+                    self.store.consume_approval(self.owner, entry, the_id, entry.finished_at)
                 ):
                     self._lost()
                 self.journal[seq] = entry
@@ -658,19 +686,22 @@ class Execution:
         status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
         event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
         try:
-            return await self.store.decide_approval(
-                record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
-                comment=f"not decided by {_iso(record.expires_at or 0)}",
-                now=self.clock.now(), audit=event,
+            return await self._io(
+                self.store.decide_approval(
+                    record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
+                    comment=f"not decided by {_iso(record.expires_at or 0)}",
+                    now=self.clock.now(), audit=event,
+                )
             )  # fmt: skip
         except ApprovalConflict:  # a person decided at this very moment: theirs stands
-            fresh = await self.store.get_approval(record.approval_id)
+            fresh = await self._io(self.store.get_approval(record.approval_id))
             assert fresh is not None
             return fresh
 
     def _decided(self, entry: Entry, name: str, data_type: Any) -> hitl.Decision[Any]:
         if entry.status == "failed":
-            raise ApprovalTimeout(name, str((serde.loads(entry.output) or {}).get("approval_id")))
+            approval = str((serde.loads(entry.output) or {}).get("approval_id"))
+            raise _bound(ApprovalTimeout(name, approval), entry.seq)
         return hitl.decision_from(entry.output, data_type)
 
     # -- tools and the gate ---------------------------------------------------------------
@@ -715,7 +746,7 @@ class Execution:
         seq, entry = self._next("gate", tool.name)
         if entry is not None:
             return GateDecision.from_json(serde.loads(entry.output))
-        level = await self.store.get_autonomy(actor)
+        level = await self._io(self.store.get_autonomy(actor))
         if level is None:
             level = initial_level(self.policy, actor)
         now = self.clock.now()
@@ -747,7 +778,9 @@ class Execution:
             )  # fmt: skip
             return record, event
 
-        written = await self.store.record_gate(self.owner, self.run_id, windows, decide, now)
+        written = await self._io(
+            self.store.record_gate(self.owner, self.run_id, windows, decide, now)
+        )
         if written is None:
             self._lost()
         assert written is not None
@@ -790,18 +823,21 @@ class Execution:
                 created_at=now,
                 updated_at=now,
             )
-            if not await self.store.start_child(self.owner, entry, child):
+            if not await self._io(self.store.start_child(self.owner, entry, child)):
                 self._lost()
             self.journal[seq] = entry
         elif entry.status == "completed":
             return serde.decode(entry.output, definition.returns, what=f"child run {child_id!r}")
         elif entry.status == "failed":
             err = serde.loads(entry.error) or {}
-            raise ChildFailed(
-                child_id, err.get("status", "failed"), err.get("type"), err.get("message", "")
+            raise _bound(
+                ChildFailed(
+                    child_id, err.get("status", "failed"), err.get("type"), err.get("message", "")
+                ),
+                seq,
             )
         while True:
-            run = await self.store.get_run(child_id)
+            run = await self._io(self.store.get_run(child_id))
             if run is not None and run.status in TERMINAL:
                 return await self._child_done(seq, entry, run, definition)
             await self._parkable(
@@ -820,7 +856,8 @@ class Execution:
         err["status"] = run.status
         entry.status, entry.error = "failed", serde.dumps(err, what="an error")
         await self._record(entry)
-        raise ChildFailed(run.run_id, run.status, err.get("type"), err.get("message", ""))
+        failure = ChildFailed(run.run_id, run.status, err.get("type"), err.get("message", ""))
+        raise _bound(failure, seq)
 
     # -- recorded values ----------------------------------------------------------------
     def value(self, kind: str, make: Callable[[], str]) -> str:
@@ -916,6 +953,28 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 
     factory._legato = True  # type: ignore[attr-defined]
     loop.set_task_factory(factory)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _bound(error: E, seq: int) -> E:
+    """Mark an error as raised by journal entry ``seq`` (the entry a retry starts from)."""
+    error._legato_seq = seq  # type: ignore[attr-defined]
+    return error
+
+
+def _failed_seq(error: BaseException) -> int | None:
+    """The entry behind ``error``, also when workflow code raised another error from it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        seq = getattr(current, "_legato_seq", None)
+        if isinstance(seq, int):
+            return seq
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _step_failed(name: str, entry: Entry) -> StepFailed:

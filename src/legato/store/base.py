@@ -81,6 +81,18 @@ def redact_url(url: str) -> str:
     return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
+def failed_seq(error: str | None) -> int | None:
+    """The journal entry that failed a run, from its stored error (None: the workflow's own
+    code failed, or the code no longer matched its journal: a retry just replays)."""
+    if not error:
+        return None
+    try:
+        seq = json.loads(error).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
+
+
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
     " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format"

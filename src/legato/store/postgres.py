@@ -39,6 +39,7 @@ from legato.store.base import (
     Wait,
     WorkerRecord,
     entry_values,
+    failed_seq,
     redact_url,
     run_values,
 )
@@ -62,7 +63,16 @@ FROM jsonb_to_recordset(%s::jsonb)
      AS v(run_id text, seq int, kind text, name text, status text, input text, output text,
           error text, attempts int, started_at float8, finished_at float8, wake_at float8,
           owner text, branch text)
-JOIN runs r ON r.run_id = v.run_id AND r.owner = v.owner AND r.status = 'running'
+JOIN (
+    -- a share lock, not a snapshot read: a claim that moved the run to another worker either
+    -- waits for this write or is seen by it (and then the row is not written)
+    SELECT r.run_id, r.owner FROM runs r
+    WHERE r.status = 'running'
+      AND (r.run_id, r.owner) IN (
+          SELECT x->>'run_id', x->>'owner' FROM jsonb_array_elements(%s::jsonb) x
+      )
+    FOR SHARE
+) owned ON owned.run_id = v.run_id AND owned.owner = v.owner
 ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
     input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
@@ -178,7 +188,8 @@ class _JournalBatch:
                 "owner": owner,
                 "branch": e.branch,
             }
-        cur = await conn.execute(_UPSERT_MANY, (json.dumps(list(latest.values())),))
+        rows = json.dumps(list(latest.values()))
+        cur = await conn.execute(_UPSERT_MANY, (rows, rows))
         return {(r[0], r[1]) for r in await cur.fetchall()}
 
 
@@ -532,7 +543,9 @@ class PostgresStore(PostgresSupervision):
 
     # -- fenced writes ------------------------------------------------------------------
     async def record(self, owner: str, entry: Entry) -> bool:
-        return await self._journal.submit(entry, owner)
+        # shielded: a caller cancelled mid-wait (a run being parked) must not take its write
+        # out of the ordering barrier while the write is still on its way
+        return await asyncio.shield(self._journal.submit(entry, owner))
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
         async def work(conn: Conn) -> str | None:
@@ -776,10 +789,9 @@ async def _upsert(conn: Conn, e: Entry) -> None:
 
 async def _reopen(conn: Conn, run_id: str, now: float) -> None:
     """Reset a run to resume from its first failed entry (see the SQLite store's _reopen)."""
-    cur = await conn.execute(
-        "SELECT MIN(seq) FROM entries WHERE run_id = %s AND status = 'failed'", (run_id,)
-    )
-    first_failed = (await cur.fetchone() or (None,))[0]
+    cur = await conn.execute("SELECT error FROM runs WHERE run_id = %s", (run_id,))
+    row = await cur.fetchone()
+    first_failed = failed_seq(row[0] if row else None)
     if first_failed is not None:
         cur = await conn.execute(
             "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"

@@ -22,6 +22,7 @@ from legato.store.base import (
     Wait,
     WorkerRecord,
     entry_values,
+    failed_seq,
     run_values,
 )
 from legato.store.group_commit import GroupCommit
@@ -565,13 +566,11 @@ def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> Non
 
 
 def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
-    """Reset a run to resume from its first failed entry (and children that failed or were
+    """Reset a run to resume from the entry that failed it (and children that failed or were
     cancelled). Events taken by the removed entries go back to the buffer, except those that
     were rejected (their entry failed): a retry waits for a new one."""
-    row = conn.execute(
-        "SELECT MIN(seq) FROM entries WHERE run_id = ? AND status = 'failed'", (run_id,)
-    ).fetchone()
-    first_failed = row[0]
+    row = conn.execute("SELECT error FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    first_failed = failed_seq(row[0] if row else None)
     if first_failed is not None:
         children = conn.execute(
             "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"

@@ -216,7 +216,7 @@ async def check_retry_reopens_from_the_first_failed_entry(store: Store) -> None:
     assert await store.record("w", _entry("r", 0))
     assert await store.consume_event("w", Entry("r", 1, "event", "e", "completed")) == "1"
     assert await store.record("w", _entry("r", 2, "failed", error='{"type":"X"}'))
-    assert await store.finish_run("w", "r", "failed", '{"type":"X"}', NOW)
+    assert await store.finish_run("w", "r", "failed", '{"type":"X","seq":2}', NOW)
     try:
         await store.retry_run("ghost", NOW)
     except UnknownRun:
@@ -228,6 +228,17 @@ async def check_retry_reopens_from_the_first_failed_entry(store: Store) -> None:
     assert [e.seq for e in await store.load_entries("r")] == [0, 1]
     await _claim_one(store, "w", "r", now=NOW + 5)
     assert await store.consume_event("w", Entry("r", 3, "event", "e", "completed")) is None
+
+
+async def check_retry_after_a_code_failure_keeps_the_journal(store: Store) -> None:
+    """A handled failed entry stays: the run failed in its own code, so a retry replays."""
+    await store.create_run(_run("r"))
+    await _claim_one(store, "w", "r")
+    assert await store.record("w", _entry("r", 0, "failed", error='{"type":"X"}'))
+    assert await store.record("w", _entry("r", 1))
+    assert await store.finish_run("w", "r", "failed", '{"type":"ValueError"}', NOW)
+    await store.retry_run("r", NOW + 1)
+    assert [e.seq for e in await store.load_entries("r")] == [0, 1]
 
 
 async def check_next_wake_at(store: Store) -> None:
@@ -261,6 +272,7 @@ CHECKS: list[Check] = [
     check_release_and_deregister_make_runs_claimable_at_once,
     check_cancel_cascades_to_children,
     check_retry_reopens_from_the_first_failed_entry,
+    check_retry_after_a_code_failure_keeps_the_journal,
     check_next_wake_at,
     check_workers_register_and_list,
 ]
