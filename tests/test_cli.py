@@ -91,6 +91,8 @@ def test_runs_show_events_retry_cancel(
         (["worker", "missing-colon"], "error: expected MODULE:APP"),
         (["worker", "nowhere/flows.py:app"], "error: no such file 'nowhere/flows.py'"),
         (["gc", "--older-than", "soon"], "error: bad age 'soon'"),
+        (["gc", "--older-than", "1e400d"], "error: bad age '1e400d'"),
+        (["gc", "--older-than", "nand"], "error: bad age 'nand'"),
     ],
 )
 def test_user_mistakes_are_one_line_and_nonzero(

@@ -209,3 +209,8 @@ def test_retry_resumes_from_the_entry_that_failed_the_run_not_a_handled_one(
     app.run_until_idle()
     assert handle.result() == "paid"
     assert sent == ["reminder", "welcome"]  # nothing before the failed charge ran again
+
+
+def test_retry_for_ever_policies_stay_capped() -> None:
+    policy = legato.RetryPolicy(max_attempts=10**9, initial=1, max_delay=60, jitter=False)
+    assert policy.delay(5000) == 60

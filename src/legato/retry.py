@@ -49,7 +49,10 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        base = _seconds(self.initial) * self.multiplier ** (attempt - 1)
+        try:
+            base = _seconds(self.initial) * self.multiplier ** (attempt - 1)
+        except OverflowError:  # "retry for ever" policies reach the cap long before this
+            base = float("inf")
         capped = min(base, _seconds(self.max_delay))
         if self.jitter:
             return (rng or random).uniform(capped / 2, capped)

@@ -123,10 +123,17 @@ def error_json(error: BaseException, *, with_traceback: bool = True) -> dict[str
     """The stored form of an error: its type name, message and (optionally) traceback."""
     import traceback as tb
 
-    out: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    try:
+        message = str(error)
+    except Exception:  # an error whose __str__ fails must still be stored
+        message = f"<unprintable {type(error).__name__}>"
+    out: dict[str, Any] = {"type": type(error).__name__, "message": message}
     code = getattr(error, "code", None)
     if isinstance(code, str):
         out["code"] = code
     if with_traceback:
-        out["traceback"] = "".join(tb.format_exception(error))
+        try:
+            out["traceback"] = "".join(tb.format_exception(error))
+        except Exception:
+            out["traceback"] = None
     return out

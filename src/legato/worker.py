@@ -25,9 +25,10 @@ from legato.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
     from legato.governance import Policy
-from legato.store.base import RunRecord, Store, WorkerRecord
+from legato.store.base import RunRecord, Store, Wait, WorkerRecord
 
 log = logging.getLogger("legato.worker")
+_INTERNAL_RETRY = 5.0  # seconds before a run that hit an unexpected error is tried again
 
 
 def pid_alive(pid: int) -> bool:
@@ -159,10 +160,12 @@ class Worker:
                     log.warning("worker %s: %s; retrying in %.1fs", self.worker_id, exc, backoff)
                     await self._sleep(backoff)
         finally:
-            keepalive.cancel()
             if stopper is not None:
                 stopper.cancel()
-            await self._shutdown()
+            try:  # heartbeats go on through the grace period: leases must not expire under it
+                await self._shutdown()
+            finally:
+                keepalive.cancel()
 
     async def _cycle(
         self,
@@ -247,9 +250,13 @@ class Worker:
             raise
         except Exception:
             log.exception(
-                "worker %s could not execute run %s; releasing it", self.worker_id, run.run_id
-            )
-            await self.store.release(self.worker_id, run.run_id, self.clock.now())
+                "worker %s could not execute run %s; trying it again in %gs",
+                self.worker_id, run.run_id, _INTERNAL_RETRY,
+            )  # fmt: skip
+            now = self.clock.now()
+            wait = Wait(now + _INTERNAL_RETRY, "a retry after an internal error (see the logs)")
+            with contextlib.suppress(StoreError):  # else its lease expires and it comes back
+                await self.store.park(self.worker_id, run.run_id, wait, now)
         finally:
             self.executions.pop(run.run_id, None)
             self._tasks.pop(run.run_id, None)

@@ -587,8 +587,10 @@ def parse_age(text: str) -> timedelta:
         value = float(number)
     except ValueError:
         value = -1
-    if unit not in units or value < 0:
-        raise ConfigurationError(f"bad age {text!r}: use a number and a unit, like 30d, 12h, 90m")
+    if unit not in units or not 0 <= value * units.get(unit, 1) <= 100 * 365 * 86400:
+        raise ConfigurationError(
+            f"bad age {text!r}: use a number (up to 100 years) and a unit, like 30d, 12h, 90m"
+        )
     return timedelta(seconds=value * units[unit])
 
 

@@ -274,15 +274,21 @@ class PostgresStore(PostgresSupervision):
                 (before,),
             )
             ids = [r[0] for r in await cur.fetchall()]
-            if not dry_run and ids:
-                for table in ("entries", "events", "runs"):
-                    await conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(
-                            sql.Identifier(table)
-                        ),
-                        (ids,),
-                    )
-            return len(ids)
+            if dry_run or not ids:
+                return len(ids)
+            # a run retried since the SELECT is not finished any more: keep it
+            cur = await conn.execute(
+                "DELETE FROM runs WHERE run_id = ANY(%s)"
+                " AND status IN ('completed', 'failed', 'cancelled') RETURNING run_id",
+                (ids,),
+            )
+            gone = [r[0] for r in await cur.fetchall()]
+            for table in ("entries", "events", "approvals"):
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(sql.Identifier(table)),
+                    (gone,),
+                )
+            return len(gone)
 
         return await self._retrying(work)
 

@@ -132,7 +132,7 @@ class SQLiteStore(SQLiteSupervision):
             )
             count = int(conn.execute("SELECT count(*) FROM temp.legato_gc").fetchone()[0])
             if not dry_run:
-                for table in ("entries", "events", "runs"):
+                for table in ("entries", "events", "approvals", "runs"):
                     conn.execute(
                         f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM temp.legato_gc)"
                     )
