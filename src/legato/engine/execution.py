@@ -309,11 +309,10 @@ class Execution:
         self.journal[entry.seq] = entry
 
     def _record_soon(self, entry: Entry) -> None:
-        """Record without waiting: a later awaited write commits after it, in order."""
+        """Record without waiting: the write is queued now, so later writes commit after it."""
         self.journal[entry.seq] = entry
-        fut = self.store.record(self.owner, entry)
-        task = asyncio.ensure_future(fut)
-        task.add_done_callback(self._check_soon)
+        fut = asyncio.ensure_future(self.store.record(self.owner, entry))
+        fut.add_done_callback(self._check_soon)
 
     def _check_soon(self, task: asyncio.Future[bool]) -> None:
         if task.cancelled() or task.exception() is not None or not task.result():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -288,18 +288,18 @@ class Store(Protocol):
         dropped) must expire and be claimed again, not be kept forever by heartbeats.
         """
 
-    def on_wake(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (on this loop) whenever the database says a run may be claimable.
-
-        Backends without notifications never call it; workers poll as well.
-        """
+    def on_wake(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on this loop) whenever the database says a run may be claimable;
+        returns the function that stops it. Backends without notifications never call it;
+        workers poll as well."""
 
     async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
         """The earliest time at which some run of ``workflows`` becomes claimable."""
 
     # fenced writes for the owning worker -------------------------------------------------
-    async def record(self, owner: str, entry: Entry) -> bool:
-        """Insert or replace a journal entry."""
+    def record(self, owner: str, entry: Entry) -> Awaitable[bool]:
+        """Insert or replace a journal entry. The write is queued when this is called (before
+        it is awaited), so writes issued one after the other commit in that order."""
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
         """Take the oldest buffered event named ``entry.name`` and complete ``entry`` with it.

@@ -509,10 +509,16 @@ class PostgresStore(PostgresSupervision):
 
         await self._retrying(work)
 
-    def on_wake(self, callback: Callable[[], None]) -> None:
+    def on_wake(self, callback: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(callback)
         if self._listen_task is None:
             self._listen_task = asyncio.create_task(self._listen())
+
+        def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; after a reconnect, wake everyone (we may have missed some)."""
@@ -548,10 +554,10 @@ class PostgresStore(PostgresSupervision):
         return float(value) if value is not None else None
 
     # -- fenced writes ------------------------------------------------------------------
-    async def record(self, owner: str, entry: Entry) -> bool:
-        # shielded: a caller cancelled mid-wait (a run being parked) must not take its write
-        # out of the ordering barrier while the write is still on its way
-        return await asyncio.shield(self._journal.submit(entry, owner))
+    def record(self, owner: str, entry: Entry) -> Awaitable[bool]:
+        # queued now, and shielded: a caller cancelled mid-wait (a run being parked) must not
+        # take its write out of the ordering barrier while the write is on its way
+        return asyncio.shield(self._journal.submit(entry, owner))
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
         async def work(conn: Conn) -> str | None:

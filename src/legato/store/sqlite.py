@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -328,8 +328,9 @@ class SQLiteStore(SQLiteSupervision):
 
         await self._write(op)
 
-    def on_wake(self, callback: Callable[[], None]) -> None:
+    def on_wake(self, callback: Callable[[], None]) -> Callable[[], None]:
         """SQLite has no notifications: workers find new work by polling."""
+        return lambda: None
 
     async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
         if not workflows:
@@ -343,13 +344,13 @@ class SQLiteStore(SQLiteSupervision):
         return float(value) if value is not None else None
 
     # fenced writes ----------------------------------------------------------------------
-    async def record(self, owner: str, entry: Entry) -> bool:
+    def record(self, owner: str, entry: Entry) -> Awaitable[bool]:
         params = (*entry_values(entry), entry.run_id, owner)
 
         def op(conn: sqlite3.Connection) -> bool:
             return conn.execute(_UPSERT_ENTRY, params).rowcount == 1
 
-        result: bool = await self._write(op, one_statement=True)
+        result: Awaitable[bool] = self._write(op, one_statement=True)
         return result
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
