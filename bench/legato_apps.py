@@ -28,6 +28,15 @@ async def touch(i: int) -> int:
 
 
 @app.workflow()
+async def chain(ctx: legato.Context, n: int) -> int:
+    """N steps one after another (the scale-out workload)."""
+    x = 0
+    for _ in range(n):
+        x = await touch(x)
+    return x
+
+
+@app.workflow()
 async def parked(ctx: legato.Context, i: int) -> int:
     """One step, then a week-long durable sleep: the run is parked in the database."""
     x = await touch(i)

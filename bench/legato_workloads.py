@@ -1,7 +1,9 @@
 """legato's side of each workload. Run by bench/run.py in the project venv, one fresh process
 and one fresh database per call; the last line of output is the result as JSON.
 
-By hand: ``cd bench && ../.venv/bin/python legato_workloads.py seq --db /tmp/x/b.db``.
+By hand: ``cd bench && ../.venv/bin/python legato_workloads.py seq --db /tmp/x/b.db``; on
+PostgreSQL ``--url 'postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dx'``
+instead of ``--db`` (the schema must exist and be empty; bench/run.py makes one per case).
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import Counters, emit, idle_cpu_percent, kill_hard, proc_status, scalar, stop
+from measure import (
+    Counters,
+    cpu_seconds,
+    emit,
+    idle_cpu_percent,
+    kill_hard,
+    proc_status,
+    scalar,
+    stop,
+)
 from measure import wait_until as wait
 
 import legato
@@ -24,8 +35,44 @@ BENCH = Path(__file__).resolve().parent
 LEGATO_CLI = str(Path(sys.executable).parent / "legato")
 
 
-def _chain_app(db: Path, durability: str) -> tuple[legato.App, Any]:
-    app = legato.App("bench", f"sqlite:///{db}", durability=durability)
+def _url(args: argparse.Namespace) -> str:
+    return str(args.url) if args.url else f"sqlite:///{args.db}"
+
+
+def _scalar(args: argparse.Namespace, sql: str) -> Any:
+    """One value from the case's database (SQLite file or PostgreSQL schema)."""
+    if not args.url:
+        return scalar(args.db, sql)
+    import psycopg
+
+    with psycopg.connect(args.url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def _interval(args: argparse.Namespace) -> Any:
+    """Client and server cost of the timed section (PostgreSQL only; SQLite: just the clock)."""
+    if args.url:
+        from pg import Interval
+
+        return Interval(args.url)
+    return _Clock()
+
+
+class _Clock:
+    def __enter__(self) -> _Clock:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+    def figures(self, steps: int) -> dict[str, Any]:
+        return {}
+
+
+def _chain_app(args: argparse.Namespace) -> tuple[legato.App, Any]:
+    app = legato.App("bench", _url(args), durability=args.durability)
 
     @app.step()
     async def inc(i: int) -> int:
@@ -43,37 +90,60 @@ def _chain_app(db: Path, durability: str) -> tuple[legato.App, Any]:
 
 def seq(args: argparse.Namespace) -> dict[str, Any]:
     """Workload 1: one run of N sequential steps, driven by ``app.run`` in this process."""
-    app, chain = _chain_app(args.db, args.durability)
+    app, chain = _chain_app(args)
     app.run(chain, 1, run_id="warm-up")
-    started = time.perf_counter()
-    result = app.run(chain, args.steps, run_id="timed")
-    seconds = time.perf_counter() - started
+    with _interval(args) as span:
+        result = app.run(chain, args.steps, run_id="timed")
     app.close()
-    recorded = scalar(args.db, "SELECT count(*) FROM entries WHERE run_id = 'timed'")
+    recorded = _scalar(args, "SELECT count(*) FROM entries WHERE run_id = 'timed'")
     assert result == args.steps and recorded == args.steps, (result, recorded)
-    return {"seconds": seconds, "steps": args.steps, "us_per_step": seconds / args.steps * 1e6}
+    return {
+        "seconds": span.seconds,
+        "steps": args.steps,
+        "us_per_step": span.seconds / args.steps * 1e6,
+        **span.figures(args.steps),
+    }
+
+
+def serial(args: argparse.Namespace) -> dict[str, Any]:
+    """R runs of S steps one after another, each driven by ``app.run`` in this process."""
+    app, chain = _chain_app(args)
+    app.run(chain, 1, run_id="warm-up")
+    with _interval(args) as span:
+        for i in range(args.runs):
+            assert app.run(chain, args.per_run, run_id=f"s{i}") == args.per_run
+    app.close()
+    done = _scalar(args, "SELECT count(*) FROM runs WHERE status = 'completed'")
+    assert done == args.runs + 1, done
+    steps = args.runs * args.per_run
+    return {
+        "seconds": span.seconds,
+        "steps": steps,
+        "us_per_step": span.seconds / steps * 1e6,
+        "ms_per_run": span.seconds / args.runs * 1e3,
+        **span.figures(steps),
+    }
 
 
 def concurrent(args: argparse.Namespace) -> dict[str, Any]:
     """Workload 2: R runs of S steps, all started at once, executed with concurrency=R."""
-    app, chain = _chain_app(args.db, args.durability)
-
-    async def main() -> float:
-        await app.run_async(chain, 1, run_id="warm-up")
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(app.start_async(chain, args.per_run, run_id=f"r{i}") for i in range(args.runs))
-        )
-        await app.run_until_idle_async(concurrency=args.runs)
-        seconds = time.perf_counter() - started
-        await app.close_async()
-        return seconds
-
-    seconds = asyncio.run(main())
-    done = scalar(args.db, "SELECT count(*) FROM runs WHERE status = 'completed'")
-    assert done == args.runs + 1, done
+    app, chain = _chain_app(args)
     steps = args.runs * args.per_run
-    return {"seconds": seconds, "steps": steps, "steps_per_s": steps / seconds}
+
+    async def main() -> tuple[float, dict[str, Any]]:
+        await app.run_async(chain, 1, run_id="warm-up")
+        with _interval(args) as span:
+            await asyncio.gather(
+                *(app.start_async(chain, args.per_run, run_id=f"r{i}") for i in range(args.runs))
+            )
+            await app.run_until_idle_async(concurrency=args.runs)
+        await app.close_async()
+        return span.seconds, span.figures(steps)
+
+    seconds, figures = asyncio.run(main())
+    done = _scalar(args, "SELECT count(*) FROM runs WHERE status = 'completed'")
+    assert done == args.runs + 1, done
+    return {"seconds": seconds, "steps": steps, "steps_per_s": steps / seconds, **figures}
 
 
 def _worker(db: Path, counters: Path, concurrency: int) -> subprocess.Popen[bytes]:
@@ -169,6 +239,92 @@ def restart(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def scaleout(args: argparse.Namespace) -> dict[str, Any]:
+    """Workload 4 on PostgreSQL: R runs of S steps are started first (this process, which then
+    closes its connections); then K ``legato worker`` processes are spawned together and the
+    clock runs from the first spawn until every run is completed (polled every 20 ms). Over
+    that interval: the workers' CPU, the whole server's CPU, WAL bytes and write transactions
+    (real-time counters); once the workers have exited, commits and WAL syncs (statistics)."""
+    from pg import Server, application_name, delta, free_connections
+
+    os.environ["LEGATO_DATABASE_URL"] = args.url
+    from legato_apps import app
+    from legato_apps import chain as chain_wf
+
+    needed = 12 * args.workers + 2  # pool 10 + journal + LISTEN per worker; the monitor
+    free = free_connections(args.url)
+    if free < needed:
+        raise SystemExit(f"{args.workers} workers need {needed} connections; {free} are free")
+
+    async def start_all() -> None:
+        for first in range(0, args.runs, 1000):
+            last = min(first + 1000, args.runs)
+            await asyncio.gather(
+                *(
+                    app.start_async(chain_wf, args.per_run, run_id=f"s{i}")
+                    for i in range(first, last)
+                )
+            )
+        await app.close_async()
+
+    asyncio.run(start_all())
+    server = Server(args.url)
+    name = application_name(args.url)
+    marks = {"first": 1, "p10": args.runs // 10, "p90": args.runs * 9 // 10, "all": args.runs}
+    seen: dict[str, float] = {}
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        server.wait_for_stats()  # the starter's backends flushed their counts at exit
+        others = server.others(name)
+        before = server.snapshot(stats=True)
+        env = {**os.environ, "LEGATO_DATABASE_URL": args.url}
+        command = f"worker legato_apps:app --concurrency {args.concurrency} --log-level WARNING"
+        for _ in range(args.workers):
+            workers.append(
+                subprocess.Popen(
+                    [LEGATO_CLI, *command.split()], cwd=BENCH, env=env, stdout=subprocess.DEVNULL
+                )
+            )
+        deadline = time.perf_counter() + 600
+        while len(seen) < len(marks):
+            done = server.scalar("SELECT count(*) FROM runs WHERE status = 'completed'")
+            now = time.perf_counter()
+            seen.update({k: now for k, n in marks.items() if k not in seen and done >= n})
+            if now > deadline or any(w.poll() is not None for w in workers):
+                raise RuntimeError(f"{done} of {args.runs} runs completed; gave up")
+            time.sleep(0.02)
+        after = server.snapshot()
+        worker_cpu = [cpu_seconds(w.pid) for w in workers]
+        others = max(others, server.others(name))
+        for w in workers:
+            stop(w)
+        server.wait_for_stats()  # the workers' backends flushed theirs at exit
+        after.stats = server.stats()
+    finally:
+        for w in workers:
+            stop(w)
+        server.close()
+    steps = args.runs * args.per_run
+    seconds = seen["all"] - before.at
+    per_step = delta(before, after, steps)
+    server_cpu = per_step.pop("server_cpu_us")
+    middle = (marks["p90"] - marks["p10"]) * args.per_run
+    return {
+        "seconds": seconds,
+        "steps": steps,
+        "steps_per_s": steps / seconds,
+        "steady_steps_per_s": middle / (seen["p90"] - seen["p10"]),
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "first_run_s": seen["first"] - before.at,
+        "worker_cpu_s": sum(worker_cpu),
+        "server_cpu_s": None if server_cpu is None else server_cpu * steps / 1e6,
+        "monitor_cpu_s": per_step.pop("client_cpu_us") * steps / 1e6,
+        "other_clients": others,
+        **per_step,
+    }
+
+
 def imports(args: argparse.Namespace) -> dict[str, Any]:
     """What starting a worker costs before any legato code runs: interpreter + imports."""
     from measure import import_seconds, import_top
@@ -183,6 +339,8 @@ WORKLOADS = {
     "parked": parked,
     "restart": restart,
     "imports": imports,
+    "serial": serial,
+    "scaleout": scaleout,
 }
 
 
@@ -190,11 +348,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("--db", type=Path, default=Path("bench.db"))
+    parser.add_argument("--url", help="a PostgreSQL URL (instead of --db)")
     parser.add_argument("--durability", choices=["normal", "full"], default="normal")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--per-run", type=int, default=5, help="steps per run (concurrent)")
+    parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (scaleout)")
     args = parser.parse_args()
     args.db = args.db.resolve()
     emit(WORKLOADS[args.workload](args))

@@ -11,14 +11,31 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 
-# The figure each workload is judged by, and whether more is better.
+# The figure each workload is judged by, and whether more is better. Workloads run in this
+# order: SQLite first, then PostgreSQL ("pg-").
 KEY = {
     "seq": ("us_per_step", False),
     "concurrent": ("steps_per_s", True),
     "parked": ("rss_growth", False),
     "restart": ("seconds", False),
     "imports": ("import_s", False),
+    "pg-seq": ("us_per_step", False),
+    "pg-serial": ("us_per_step", False),
+    "pg-concurrent": ("steps_per_s", True),
+    "pg-scaleout": ("steps_per_s", True),
 }
+PER_STEP = ("seq", "pg-seq", "pg-serial")
+PER_SECOND = ("concurrent", "pg-concurrent", "pg-scaleout")
+
+# Before each repetition bench/run.py waits until the machine is quiet: less than QUIET_BUSY of
+# its CPU busy over QUIET_SAMPLE seconds (nothing of the run's own runs then) and, for
+# PostgreSQL, no other client session open; at most QUIET_WAIT s per repetition and
+# QUIET_BUDGET s per run.
+QUIET_BUSY, QUIET_SAMPLE, QUIET_WAIT, QUIET_BUDGET = 0.2, 0.2, 30.0, 180.0
+
+# Configurations of the PostgreSQL cases (bench/run.py builds them; the report finds them).
+ON = "synchronous_commit=on (default)"
+OFF = "synchronous_commit=off"
 
 # What legato must reach (from the benchmark issue): the configurations judged, and the test.
 TARGETS: dict[str, tuple[str, tuple[str, ...], Callable[[float], bool]]] = {
@@ -30,6 +47,8 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], Callable[[float], bool]]] = {
         lambda v: v < 20 * MB,
     ),
     "restart": ("< 0.5 s from spawn to completed", ("legato worker",), lambda v: v < 0.5),
+    "pg-seq": ("<= 300 us per step", (ON, OFF), lambda v: v <= 300),
+    "pg-concurrent": (">= 5,000 steps/s", (ON, OFF), lambda v: v >= 5000),
 }
 TITLES = {
     "seq": "1. One workflow of 1,000 sequential steps",
@@ -37,6 +56,10 @@ TITLES = {
     "parked": "3. Parked runs: worker memory",
     "restart": "4. Restart after SIGKILL",
     "imports": "Import time (part of every process start)",
+    "pg-seq": "1. One workflow of 1,000 sequential steps",
+    "pg-serial": "2. 100 workflows x 10 steps, one after another",
+    "pg-concurrent": "3. 1,000 workflows x 5 steps, started together",
+    "pg-scaleout": "4. Scale-out: 4,000 runs x 5 steps by 1, 2 and 4 worker processes",
 }
 EXPLAIN = {
     "seq": """\
@@ -93,9 +116,9 @@ def _num(value: float, digits: int = 0) -> str:
 
 
 def fmt(workload: str, value: float) -> str:
-    if workload == "seq":
+    if workload in PER_STEP:
         return f"{_num(value)} us/step"
-    if workload == "concurrent":
+    if workload in PER_SECOND:
         return f"{_num(value)} steps/s"
     if workload == "parked":
         return f"{value / MB:.1f} MB"
@@ -124,7 +147,7 @@ def _find(cases: list[Case], workload: str, system: str, label_start: str = "") 
 def _ratio(case: Case, reference: Case | None) -> str:
     """How many times better legato's reference case did than this peer (same run)."""
     if (
-        case.system in ("legato", "SQLite")
+        case.system in ("legato", "SQLite", "PostgreSQL")
         or reference is None
         or not case.samples
         or not reference.samples
@@ -156,13 +179,13 @@ def _value(case: Case) -> str:
 
 def summary_table(cases: list[Case]) -> str:
     """Plain text for the console."""
-    lines = [f"{'workload':11} {'system':9} {'configuration':44} {'median':>18}  {'range'}"]
+    lines = [f"{'workload':13} {'system':10} {'configuration':55} {'median':>18}  {'range'}"]
     for case in cases:
         if case.workload == "imports":
             continue
         verdict = _verdict(case)
         lines.append(
-            f"{case.workload:11} {case.system:9} {case.label[:44]:44} {_value(case):>18}  "
+            f"{case.workload:13} {case.system:10} {case.label[:55]:55} {_value(case):>18}  "
             f"{_spread(case)}{'  [' + verdict + ']' if verdict else ''}"
         )
     return "\n".join(lines)
@@ -266,9 +289,12 @@ def _section_imports(cases: list[Case]) -> list[str]:
     return _table("system | import | import time | bare interpreter | largest packages (ms)", rows)
 
 
-def _findings(cases: list[Case]) -> list[str]:
+def _findings(cases: list[Case], backend: str = "") -> list[str]:
+    """Each target and its verdict: SQLite's, or with ``backend="pg-"`` PostgreSQL's."""
     out = []
     for workload, (text, labels, _) in TARGETS.items():
+        if workload.startswith("pg-") != (backend == "pg-"):
+            continue
         for label in labels:
             case = _find(cases, workload, "legato", label)
             if case is None or case.median is None:
@@ -280,6 +306,8 @@ def _findings(cases: list[Case]) -> list[str]:
                 f"- **{TITLES[workload]}** ({label}): target {text}; measured"
                 f" {fmt(workload, case.median[key])}{runs}: **{_verdict(case)}**."
             )
+    if backend:
+        return out
     hi = _find(cases, "parked", "legato", "worker --concurrency 1000")
     lo = _find(cases, "parked", "legato", "worker --concurrency 100 ")
     more = _find(cases, "parked", "legato", "worker --concurrency 1000, ")
@@ -337,12 +365,18 @@ def render(
         "",
         f"- Command: `{command}`" + (" (what `make bench` runs)" if command == "bench/run.py"
                                       else ""),
-        f"- Each case: a fresh process and a fresh SQLite file in a new temporary folder,"
-        f" {repeats} repetition{'s' if repeats > 1 else ''}, median reported (range = fastest to"
-        " slowest repetition). Rounds interleave the systems, so a slow-disk spell hits all of"
-        f" them. Whole run: {elapsed / 60:.1f} min.",
+        f"- Each case: a fresh process and a fresh database (SQLite: a new file in a new"
+        " temporary folder; PostgreSQL: a new schema, for DBOS a new database, dropped"
+        f" afterwards), {repeats} repetition{'s' if repeats > 1 else ''}, median reported (range"
+        " = fastest to slowest repetition). Rounds interleave the systems, so a slow-disk spell"
+        f" hits all of them. Whole run, both backends: {elapsed / 60:.1f} min.",
         "- legato runs in the project venv; DBOS and LangGraph in `bench/.venv-peers`, which"
-        " bench/run.py creates from PyPI when missing (`--no-peers` skips them).",
+        " bench/run.py creates from PyPI when missing (`--no-peers` skips them; `--only sqlite`"
+        " or `--only postgres` measures one backend).",
+        f"- Before each repetition the run waits until the machine is quiet (less than"
+        f" {QUIET_BUSY:.0%} of its CPU busy over {QUIET_SAMPLE:g} s, and no other client session"
+        f" on the PostgreSQL server), at most {QUIET_WAIT:g} s per repetition and"
+        f" {QUIET_BUDGET / 60:g} min per run: {_quiet(cases)}.",
         "- Raw samples: `bench/out/results.json` (not committed).",
         "",
         "## Machine",
@@ -368,7 +402,36 @@ def render(
         ]
     if info.get("peers_skipped"):
         lines += [f"**Peers not measured:** {info['peers_skipped']}.", ""]
-    lines += ["## Summary", "", *_findings(cases), ""]
+    lines += ["## SQLite", ""]
+    if "sqlite" not in info.get("backends", ["sqlite"]):
+        lines += ["Not measured in this run (`--only postgres`).", ""]
+    else:
+        lines += _sqlite(cases, bool(peers))
+    from report_pg import render_postgres
+
+    lines += ["## PostgreSQL", "", *render_postgres(cases, info), ""]
+    lines += _all_samples(cases)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _quiet(cases: list[Case]) -> str:
+    """How quiet the machine was when the repetitions began."""
+    samples = [s for c in cases for s in c.samples if "busy_before" in s]
+    if not samples:
+        return "not recorded"
+    waited = sum(s["waited_s"] for s in samples)
+    noisy = [
+        s for s in samples
+        if s["busy_before"] >= QUIET_BUSY or s.get("other_clients_at_start", 0)
+    ]  # fmt: skip
+    text = f"it waited {waited:.0f} s in all, and "
+    if not noisy:
+        return text + f"all {len(samples)} repetitions began on a quiet machine"
+    return text + f"**{len(noisy)} of {len(samples)} repetitions began while other work ran**"
+
+
+def _sqlite(cases: list[Case], peers: bool) -> list[str]:
+    lines = ["### Summary", "", *_findings(cases), ""]
     if peers:
         lines += ["Like for like, same run:", "", *_side_by_side(cases), ""]
     sections = {
@@ -376,16 +439,18 @@ def render(
         "restart": _section_restart, "imports": _section_imports,
     }  # fmt: skip
     for workload, section in sections.items():
-        lines += [f"## {TITLES[workload]}", "", EXPLAIN[workload], "", *section(cases), ""]
-        errors = [
-            f"- {c.system} [{c.label}]: {'; '.join(c.errors)}"
-            for c in cases
-            if c.workload == workload and c.errors
-        ]
-        if errors:
-            lines += ["Failed repetitions:", "", *errors, ""]
-    lines += _all_samples(cases)
-    return "\n".join(lines).rstrip() + "\n"
+        lines += [f"### {TITLES[workload]}", "", EXPLAIN[workload], "", *section(cases), ""]
+        lines += failures(cases, workload)
+    return lines
+
+
+def failures(cases: list[Case], workload: str) -> list[str]:
+    errors = [
+        f"- {c.system} [{c.label}]: {'; '.join(c.errors)}"
+        for c in cases
+        if c.workload == workload and c.errors
+    ]
+    return ["Failed repetitions:", "", *errors, ""] if errors else []
 
 
 def _all_samples(cases: list[Case]) -> list[str]:

@@ -1,8 +1,10 @@
-"""DBOS's side of each workload (DBOS Transact, SQLite system database).
+"""DBOS's side of each workload (DBOS Transact, SQLite or PostgreSQL system database).
 
 Run by bench/run.py in bench/.venv-peers with the bench folder as working directory, one fresh
 process and database per call; the last line of output is the result as JSON. By hand:
-``cd bench && .venv-peers/bin/python -m peers.dbos_workloads seq --db /tmp/x/dbos.db``.
+``cd bench && .venv-peers/bin/python -m peers.dbos_workloads seq --db /tmp/x/dbos.db``, or
+with ``--url postgresql://postgres@127.0.0.1:5432/dbos_bench_x`` (a database of its own:
+DBOS creates it if missing and puts its tables in its ``dbos`` schema).
 
 ``--tuned`` puts the file in WAL mode with ``synchronous=NORMAL`` (legato's own settings);
 without it DBOS keeps SQLite's defaults (rollback journal, ``synchronous=FULL``).
@@ -89,30 +91,71 @@ def _tune() -> None:
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
 
-def _launch(db: Path, tuned: bool) -> None:
-    if tuned:
+def _launch(args: argparse.Namespace) -> None:
+    if args.tuned and not args.url:
         _tune()
-    DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{db}", "log_level": "WARNING"})
+    url = args.url or f"sqlite:///{args.db}"
+    DBOS(config={"name": "bench", "system_database_url": url, "log_level": "WARNING"})
     DBOS.launch()
 
 
-def _journal_mode(db: Path) -> str:
-    return str(scalar(db, "PRAGMA journal_mode"))
+def _journal_mode(args: argparse.Namespace) -> str:
+    if args.url:
+        return "PostgreSQL"
+    return str(scalar(args.db, "PRAGMA journal_mode"))
+
+
+def _interval(args: argparse.Namespace) -> Any:
+    """Client and server cost of the timed section on PostgreSQL (SQLite: just the clock)."""
+    if args.url:
+        from pg import Interval
+
+        return Interval(args.url)
+    return _Clock()
+
+
+class _Clock:
+    def __enter__(self) -> _Clock:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+    def figures(self, steps: int) -> dict[str, Any]:
+        return {}
 
 
 def seq(args: argparse.Namespace) -> dict[str, Any]:
     """Workload 1: one workflow of N sequential steps, called in this process."""
-    _launch(args.db, args.tuned)
+    _launch(args)
     chain(1)
-    started = time.perf_counter()
-    result = chain(args.steps)
-    seconds = time.perf_counter() - started
+    with _interval(args) as span:
+        result = chain(args.steps)
     assert result == args.steps
     return {
-        "seconds": seconds,
+        "seconds": span.seconds,
         "steps": args.steps,
-        "us_per_step": seconds / args.steps * 1e6,
-        "journal_mode": _journal_mode(args.db),
+        "us_per_step": span.seconds / args.steps * 1e6,
+        "journal_mode": _journal_mode(args),
+        **span.figures(args.steps),
+    }
+
+
+def serial(args: argparse.Namespace) -> dict[str, Any]:
+    """R workflows of S steps one after another, each a direct call in this process."""
+    _launch(args)
+    chain(1)
+    with _interval(args) as span:
+        for _ in range(args.runs):
+            assert chain(args.per_run) == args.per_run
+    steps = args.runs * args.per_run
+    return {
+        "seconds": span.seconds,
+        "steps": steps,
+        "us_per_step": span.seconds / steps * 1e6,
+        "ms_per_run": span.seconds / args.runs * 1e3,
+        **span.figures(steps),
     }
 
 
@@ -122,26 +165,33 @@ def concurrent(args: argparse.Namespace) -> dict[str, Any]:
     ``--mode async`` awaits R async workflows with asyncio.gather on one event loop;
     ``--mode threads`` starts R sync workflows with DBOS.start_workflow (a thread each).
     """
-    _launch(args.db, args.tuned)
+    _launch(args)
     chain(1)
+    steps = args.runs * args.per_run
     if args.mode == "async":
 
-        async def main() -> float:
+        async def main() -> tuple[float, dict[str, Any]]:
             await chain_async(1)
-            started = time.perf_counter()
-            results = await asyncio.gather(*(chain_async(args.per_run) for _ in range(args.runs)))
-            seconds = time.perf_counter() - started
+            with _interval(args) as span:
+                results = await asyncio.gather(
+                    *(chain_async(args.per_run) for _ in range(args.runs))
+                )
             assert results == [args.per_run] * args.runs
-            return seconds
+            return span.seconds, span.figures(steps)
 
-        seconds = asyncio.run(main())
+        seconds, figures = asyncio.run(main())
     else:
-        started = time.perf_counter()
-        handles = [DBOS.start_workflow(chain, args.per_run) for _ in range(args.runs)]
-        assert [h.get_result() for h in handles] == [args.per_run] * args.runs
-        seconds = time.perf_counter() - started
-    steps = args.runs * args.per_run
-    return {"seconds": seconds, "steps": steps, "steps_per_s": steps / seconds, "mode": args.mode}
+        with _interval(args) as span:
+            handles = [DBOS.start_workflow(chain, args.per_run) for _ in range(args.runs)]
+            assert [h.get_result() for h in handles] == [args.per_run] * args.runs
+        seconds, figures = span.seconds, span.figures(steps)
+    return {
+        "seconds": seconds,
+        "steps": steps,
+        "steps_per_s": steps / seconds,
+        "mode": args.mode,
+        **figures,
+    }
 
 
 def parked(args: argparse.Namespace) -> dict[str, Any]:
@@ -149,7 +199,7 @@ def parked(args: argparse.Namespace) -> dict[str, Any]:
 
     DBOS holds a sleeping sync workflow in its thread: the process is its own worker.
     """
-    _launch(args.db, args.tuned)
+    _launch(args)
     chain(1)
     time.sleep(2.0)
     before = proc_status()
@@ -213,7 +263,7 @@ def restart_child(args: argparse.Namespace) -> None:
     """A process of workload 4: start the workflow, or just launch (which recovers it)."""
     global _counters  # noqa: PLW0603 - the step body reads it; set once per process
     _counters = Counters(args.db.parent / "counters")
-    _launch(args.db, args.tuned)
+    _launch(args)
     if args.phase == "start":
         with SetWorkflowID("r1"):
             ten_steps()
@@ -232,6 +282,7 @@ WORKLOADS = {
     "parked": parked,
     "restart": restart,
     "imports": imports,
+    "serial": serial,
 }
 
 
@@ -239,10 +290,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workload", choices=[*sorted(WORKLOADS), "restart-child"])
     parser.add_argument("--db", type=Path, default=Path("dbos.db"))
+    parser.add_argument("--url", help="a PostgreSQL system database URL (instead of --db)")
     parser.add_argument("--tuned", action="store_true", help="WAL + synchronous=NORMAL")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--per-run", type=int, default=5, help="steps per run (concurrent)")
+    parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--mode", choices=["async", "threads"], default="async")
     parser.add_argument("--phase", choices=["start", "recover"], default="start")
     args = parser.parse_args()

@@ -1,8 +1,11 @@
-"""LangGraph's side of each workload (SqliteSaver / AsyncSqliteSaver checkpointers).
+"""LangGraph's side of each workload (SqliteSaver / AsyncSqliteSaver checkpointers, or with
+``--url`` PostgresSaver / AsyncPostgresSaver from langgraph-checkpoint-postgres).
 
 Run by bench/run.py in bench/.venv-peers with the bench folder as working directory, one fresh
 process and database per call; the last line of output is the result as JSON. By hand:
-``cd bench && .venv-peers/bin/python -m peers.langgraph_workloads seq --db /tmp/x/lg.db``.
+``cd bench && .venv-peers/bin/python -m peers.langgraph_workloads seq --db /tmp/x/lg.db``, or
+``--url 'postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dx'`` (an existing,
+empty schema: the saver creates its tables there).
 
 A durable step is one node execution of the graph API, checkpointed before the next superstep
 (``durability="sync"``). The graph API is the one that kept exactly-once recording after a
@@ -57,21 +60,54 @@ def _config(thread: str, steps: int) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}, "recursion_limit": steps + 10}
 
 
-def _saver(db: Path) -> SqliteSaver:
+def _saver(db: Path, url: str | None = None) -> Any:
+    if url:
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+
+        # What PostgresSaver.from_conn_string opens, kept open for the whole process.
+        conn = psycopg.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        pg_saver = PostgresSaver(conn)
+        pg_saver.setup()
+        return pg_saver
     saver = SqliteSaver(sqlite3.connect(db, check_same_thread=False))
     saver.setup()
     return saver
 
 
-def _journal_mode(saver: SqliteSaver) -> str:
+def _journal_mode(saver: Any) -> str:
+    if not isinstance(saver, SqliteSaver):
+        return "PostgreSQL"
     mode = saver.conn.execute("PRAGMA journal_mode").fetchone()[0]
     sync = saver.conn.execute("PRAGMA synchronous").fetchone()[0]
     return f"{mode}, synchronous={sync}"
 
 
+def _interval(args: argparse.Namespace) -> Any:
+    """Client and server cost of the timed section on PostgreSQL (SQLite: just the clock)."""
+    if args.url:
+        from pg import Interval
+
+        return Interval(args.url)
+    return _Clock()
+
+
+class _Clock:
+    def __enter__(self) -> _Clock:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+    def figures(self, steps: int) -> dict[str, Any]:
+        return {}
+
+
 def seq(args: argparse.Namespace) -> dict[str, Any]:
     """Workload 1: one thread of N sequential steps."""
-    saver = _saver(args.db)
+    saver = _saver(args.db, args.url)
     if args.api == "graph":
         graph = _chain_graph(saver)
 
@@ -95,29 +131,48 @@ def seq(args: argparse.Namespace) -> dict[str, Any]:
             return int(chain.invoke(n, _config(thread, n), durability="sync"))
 
     run("warm-up", 1)
-    started = time.perf_counter()
-    result = run("timed", args.steps)
-    seconds = time.perf_counter() - started
+    with _interval(args) as span:
+        result = run("timed", args.steps)
     assert result == args.steps
     return {
-        "seconds": seconds,
+        "seconds": span.seconds,
         "steps": args.steps,
-        "us_per_step": seconds / args.steps * 1e6,
+        "us_per_step": span.seconds / args.steps * 1e6,
         "api": args.api,
         "journal_mode": _journal_mode(saver),
+        **span.figures(args.steps),
+    }
+
+
+def serial(args: argparse.Namespace) -> dict[str, Any]:
+    """R threads of S steps one after another (graph API, ``invoke`` each)."""
+    graph = _chain_graph(_saver(args.db, args.url))
+    graph.invoke({"x": 0, "n": 1}, _config("warm-up", 1), durability="sync")
+    with _interval(args) as span:
+        for i in range(args.runs):
+            config = _config(f"s{i}", args.per_run)
+            out = graph.invoke({"x": 0, "n": args.per_run}, config, durability="sync")
+            assert out["x"] == args.per_run
+    steps = args.runs * args.per_run
+    return {
+        "seconds": span.seconds,
+        "steps": steps,
+        "us_per_step": span.seconds / steps * 1e6,
+        "ms_per_run": span.seconds / args.runs * 1e3,
+        **span.figures(steps),
     }
 
 
 def concurrent(args: argparse.Namespace) -> dict[str, Any]:
-    """Workload 2: R threads of S steps started together with asyncio.gather."""
+    """Workload 2: R threads of S steps started together with asyncio.gather.
 
-    async def main() -> float:
-        async with aiosqlite.connect(args.db) as conn:
-            saver = AsyncSqliteSaver(conn)
-            await saver.setup()
-            graph = _chain_graph(saver)
-            await graph.ainvoke({"x": 0, "n": 1}, _config("warm-up", 1), durability="sync")
-            started = time.perf_counter()
+    On PostgreSQL the AsyncPostgresSaver gets a pool of ``--pool`` connections (0: one
+    connection, what ``from_conn_string`` gives)."""
+    steps = args.runs * args.per_run
+
+    async def timed(graph: Any) -> tuple[float, dict[str, Any]]:
+        await graph.ainvoke({"x": 0, "n": 1}, _config("warm-up", 1), durability="sync")
+        with _interval(args) as span:
             outs = await asyncio.gather(
                 *(
                     graph.ainvoke(
@@ -128,13 +183,34 @@ def concurrent(args: argparse.Namespace) -> dict[str, Any]:
                     for i in range(args.runs)
                 )
             )
-            seconds = time.perf_counter() - started
-            assert [o["x"] for o in outs] == [args.per_run] * args.runs
-            return seconds
+        assert [o["x"] for o in outs] == [args.per_run] * args.runs
+        return span.seconds, span.figures(steps)
 
-    seconds = asyncio.run(main())
-    steps = args.runs * args.per_run
-    return {"seconds": seconds, "steps": steps, "steps_per_s": steps / seconds}
+    async def sqlite() -> tuple[float, dict[str, Any]]:
+        async with aiosqlite.connect(args.db) as conn:
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
+            return await timed(_chain_graph(saver))
+
+    async def postgres() -> tuple[float, dict[str, Any]]:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        if args.pool == 0:
+            async with AsyncPostgresSaver.from_conn_string(args.url) as saver:
+                await saver.setup()
+                return await timed(_chain_graph(saver))
+        kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+        async with AsyncConnectionPool(
+            args.url, min_size=args.pool, max_size=args.pool, kwargs=kwargs, open=False
+        ) as pool:
+            saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await saver.setup()
+            return await timed(_chain_graph(saver))
+
+    seconds, figures = asyncio.run(postgres() if args.url else sqlite())
+    return {"seconds": seconds, "steps": steps, "steps_per_s": steps / seconds, **figures}
 
 
 def _work(state: Chain) -> dict[str, int]:
@@ -279,6 +355,7 @@ WORKLOADS = {
     "parked": parked,
     "restart": restart,
     "imports": imports,
+    "serial": serial,
 }
 
 
@@ -286,10 +363,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("workload", choices=[*sorted(WORKLOADS), "restart-child"])
     parser.add_argument("--db", type=Path, default=Path("langgraph.db"))
+    parser.add_argument("--url", help="a PostgreSQL URL (instead of --db)")
+    parser.add_argument("--pool", type=int, default=10, help="PostgreSQL connections (concurrent)")
     parser.add_argument("--api", choices=["graph", "functional"], default="graph")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--per-run", type=int, default=5, help="steps per run (concurrent)")
+    parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--phase", choices=["start", "recover"], default="start")
     args = parser.parse_args()
     args.db = args.db.resolve()
