@@ -280,3 +280,64 @@ def test_tool_schema_and_bad_arguments(make_app: Callable[..., legato.App]) -> N
 
     with pytest.raises(legato.RunFailed, match="InvalidArguments"):
         app.run(wrong)
+
+
+def test_retry_after_a_denial_asks_the_gate_again(make_app: Callable[..., legato.App]) -> None:
+    policy = legato.Policy(
+        tools={"send_email": ToolPolicy(rules=[Rule(when=[], effect="deny", reason="frozen")])},
+        autonomy={"strict": 2},
+    )
+    app, sent = _mail_app(make_app, policy)
+
+    @app.workflow
+    async def strict(ctx: legato.Context) -> str:
+        return str(await ctx.tool(legato.Tool(app.tools["send_email"]), to="a@x.com", subject="s"))
+
+    handle = app.start(strict, run_id="st")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed, match="ActionDenied: send_email was denied: frozen"):
+        handle.result()
+    app.policy = legato.Policy(autonomy={"strict": 2})  # the freeze is lifted
+    app.retry("st")
+    app.run_until_idle()
+    assert handle.result() == "sent to a@x.com" and sent == ["a@x.com:s"]
+
+
+def test_tool_approval_edits_are_checked_against_the_tool_schema(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app, _ = _mail_app(make_app)
+    app.start("outreach", "bob@example.com", run_id="sch")
+    app.run_until_idle()
+    [pending] = app.approvals.list()
+    with pytest.raises(legato.ConfigurationError, match="'subject' is a required property"):
+        app.approvals.decide(pending.id, True, by="alice", data={"to": "x@example.com"})
+    assert app.approvals.get(pending.id).status == "pending"
+
+
+def test_a_tool_called_inside_a_step_is_refused(make_app: Callable[..., legato.App]) -> None:
+    app, sent = _mail_app(make_app)
+    send = legato.Tool(app.tools["send_email"])
+
+    @app.step(retry=legato.NO_RETRY)
+    async def sneaky() -> None:
+        await send(to="x@example.com", subject="hidden")
+
+    @app.workflow
+    async def wf(ctx: legato.Context) -> None:
+        await sneaky()
+
+    with pytest.raises(legato.RunFailed, match="was called inside a step"):
+        app.run(wf)
+    assert sent == []
+
+
+def test_timed_out_tool_approval_says_so(make_app: Callable[..., legato.App]) -> None:
+    from legato.governance import RiskDefaults
+
+    policy = legato.Policy(defaults={"medium": RiskDefaults(approval_timeout=timedelta(hours=4))})
+    app, _ = _mail_app(make_app, policy)
+    assert app.run("outreach", "z@example.com") == (
+        "denied: send_email was denied by legato:timeout: no one decided in time:"
+        " not decided by " + app.approvals.list(None)[0].expires_at.isoformat(timespec="seconds")  # type: ignore[union-attr]
+    )

@@ -147,7 +147,7 @@ class Worker:
         stopper = asyncio.create_task(stop.wait()) if stop is not None else None
         if stopper is not None:
             stopper.add_done_callback(lambda _: self._wake.set())
-        stop_listening = self.store.on_wake(self._wake.set)
+        stop_listening = self.store.on_wake(self.notify)  # also re-reads what is paused
         backoff = 0.0
         try:
             while not (stop is not None and stop.is_set()):

@@ -135,10 +135,15 @@ class Tool(Generic[P, R]):
         return self.definition.schema
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        from legato.engine.execution import current_execution
+        from legato.engine.execution import current_execution, inside_step
 
         execution = current_execution()
         if execution is None:
+            if inside_step():  # the gate cannot see it from there: refuse rather than bypass
+                raise ConfigurationError(
+                    f"tool {self.definition.name!r} was called inside a step; call it from the"
+                    " workflow, where the policy gate checks it"
+                )
             result: Awaitable[R] = self.definition.fn(*args, **kwargs)
             return result
         if args:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
 import random as _random
 import uuid as _uuid
@@ -88,6 +89,11 @@ def current_execution() -> Execution | None:
     if _step.get() is not None:
         return None
     return _current.get()
+
+
+def inside_step() -> bool:
+    """Whether a workflow's step is executing in this context."""
+    return _step.get() is not None and _current.get() is not None
 
 
 def current_step() -> StepInfo:
@@ -612,6 +618,7 @@ class Execution:
         kind: str = "approval",
         risk: str | None = None,
         reason: str | None = None,
+        schema: dict[str, Any] | None = None,
     ) -> hitl.Decision[Any]:
         """Park until a person decides; the decision is consumed with this entry, atomically."""
         seq, entry = self._next("approval", name)
@@ -640,7 +647,8 @@ class Execution:
             record = ApprovalRecord(
                 approval_id=the_id, run_id=self.run_id, seq=seq, name=name, kind=kind,
                 status="pending", prompt=prompt, data=text, data_hash=digest,
-                data_schema=hitl.schema_of(data), assignees=serde.dumps(list(assignees), what="x"),
+                data_schema=json.dumps(schema) if schema is not None else hitl.schema_of(data),
+                assignees=serde.dumps(list(assignees), what="x"),
                 risk=risk, reason=reason, expires_at=entry.wake_at, on_timeout=on_timeout,
                 decided_data=None, decided_by=None, comment=None, decided_at=None,
                 consumed_at=None, created_at=now,
@@ -711,9 +719,10 @@ class Execution:
         actor = actor or self.workflow.name
         args = validate_args(tool.fn, args, tool=tool.name)
         while True:
+            gate_seq = self._peek_seq()
             decision = await self._gate(tool, args, actor)
-            if decision.action == "deny":
-                raise ActionDenied(tool.name, decision.reason)
+            if decision.action == "deny":  # bound to the gate entry: a retry asks the gate again
+                raise _bound(ActionDenied(tool.name, decision.reason), gate_seq)
             if decision.action == "throttle":
                 await self.sleep(max(0.0, (decision.retry_at or 0) - self.clock.now()))
                 continue  # ask the gate again: the window may have filled up meanwhile
@@ -727,16 +736,25 @@ class Execution:
                 assignees=defaults.assignees,
                 timeout=None if timeout is None else timeout.total_seconds(),
                 on_timeout=defaults.on_timeout, kind="tool", risk=decision.risk,
-                reason=decision.reason,
+                reason=decision.reason, schema=tool.schema,
             )  # fmt: skip
             if not asked.approved:
-                raise ActionDenied(
-                    tool.name, "a person rejected it", by=asked.by, comment=asked.comment
+                why = (
+                    "no one decided in time"
+                    if asked.by == hitl.TIMEOUT_DECIDER
+                    else "a person rejected it"
                 )
+                denied = ActionDenied(tool.name, why, by=asked.by, comment=asked.comment)
+                raise _bound(denied, gate_seq)
             if asked.edited:
                 args = validate_args(tool.fn, asked.data, tool=tool.name)
         seq, entry = self._next("tool", tool.name)
         return await self._step(seq, entry, tool.step, (), args, kind="tool")
+
+    def _peek_seq(self) -> int:
+        """The sequence number the next entry of this branch will have."""
+        recorded = self._recorded_here(take=False)
+        return recorded.seq if recorded is not None else self.next_seq
 
     async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
         """The gate's decision for this proposal: journaled (replayed as is) and audited."""
