@@ -25,7 +25,7 @@ from legato.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
     from legato.governance import Policy
-from legato.store.base import RunRecord, Store, Wait, WorkerRecord
+from legato.store.base import Entry, RunRecord, Store, Wait, WorkerRecord
 
 log = logging.getLogger("legato.worker")
 _INTERNAL_RETRY = 5.0  # seconds before a run that hit an unexpected error is tried again
@@ -217,14 +217,16 @@ class Worker:
             return 0
         names = [n for n in self.names if n not in self.paused]
         runs = await self.store.claim(self.worker_id, names, self.clock.now(), self.lease, free)
+        # one query for all their journals, not one per run
+        journals = await self.store.load_journals([r.run_id for r in runs]) if runs else {}
         for run in runs:
-            self._tasks[run.run_id] = asyncio.create_task(self._execute(run))
+            entries = journals.get(run.run_id, [])
+            self._tasks[run.run_id] = asyncio.create_task(self._execute(run, entries))
         return len(runs)
 
-    async def _execute(self, run: RunRecord) -> None:
+    async def _execute(self, run: RunRecord, entries: list[Entry]) -> None:
         outcome: Outcome | None = None
         try:
-            entries = await self.store.load_entries(run.run_id)
             execution = Execution(
                 store=self.store,
                 clock=self.clock,

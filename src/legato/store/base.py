@@ -264,6 +264,9 @@ class Store(Protocol):
 
     async def load_entries(self, run_id: str) -> list[Entry]: ...
 
+    async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
+        """The journals of several runs in one query (what a worker just claimed)."""
+
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         """Cancel a run that has not finished, and its unfinished children."""
 

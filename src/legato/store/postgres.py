@@ -80,6 +80,19 @@ ON CONFLICT (run_id, seq) DO UPDATE SET
     finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch
 RETURNING run_id, seq
 """
+_INSERT_RUNS = f"""
+WITH ins AS (
+    INSERT INTO runs ({RUN_COLUMNS})
+    SELECT v.* FROM jsonb_to_recordset(%s::jsonb) AS v(
+        run_id text, workflow text, status text, input text, output text, error text,
+        parent_run_id text, parent_seq int, code_version text, owner text, wake_at float8,
+        waiting_on text, created_at float8, updated_at float8, finished_at float8,
+        journal_format int)
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING run_id
+), woke AS (SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM ins))
+SELECT run_id FROM ins, (SELECT count(*) FROM woke) AS notified
+"""
 _OWNS = "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s AND status = 'running' FOR UPDATE"
 
 
@@ -193,6 +206,49 @@ class _JournalBatch:
         return {(r[0], r[1]) for r in await cur.fetchall()}
 
 
+class _StartBatch:
+    """Groups new runs into one INSERT per round trip; resolves True for each run created."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._pending: list[tuple[RunRecord, asyncio.Future[bool]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def submit(self, run: RunRecord) -> asyncio.Future[bool]:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((run, fut))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._run(), context=contextvars.Context())
+        return fut
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the other starts of this loop turn join the batch
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    created = await self._store._retrying(
+                        functools.partial(self._insert, batch=batch), transaction=False
+                    )
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for run, fut in batch:
+                    if not fut.done():
+                        fut.set_result(run.run_id in created)
+                        created.discard(run.run_id)  # a second start with that id is not new
+        finally:
+            self._flushing = None
+
+    async def _insert(self, conn: Conn, *, batch: list[tuple[RunRecord, Any]]) -> set[str]:
+        names = [c.strip() for c in RUN_COLUMNS.split(",")]
+        rows = [dict(zip(names, run_values(run), strict=True)) for run, _ in batch]
+        cur = await conn.execute(_INSERT_RUNS, (json.dumps(rows), self._store.channel))
+        return {r[0] for r in await cur.fetchall()}
+
+
 class PostgresStore(PostgresSupervision):
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
@@ -211,6 +267,7 @@ class PostgresStore(PostgresSupervision):
         self.channel = f"legato_{schema}"[:63]
         self.reconnect_timeout = reconnect_timeout
         self._journal = _JournalBatch(self)
+        self._starts = _StartBatch(self)
         self._listeners: list[Callable[[], None]] = []
         self._configure: Callable[[Conn], Awaitable[None]] | None = None
         self._listen_task: asyncio.Task[None] | None = None
@@ -353,21 +410,15 @@ class PostgresStore(PostgresSupervision):
 
     # -- runs ---------------------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
-        async def work(conn: Conn) -> tuple[RunRecord, bool]:
-            cur = await conn.execute(
-                f"WITH ins AS (INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 16)})"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id)"
-                " SELECT pg_notify(%s, '') FROM ins",
-                (
-                    *run_values(run),
-                    self.channel,
-                ),
-            )
-            if await cur.fetchone() is not None:
-                return run, True
-            return await _require_run(conn, run.run_id), False
+        # Starts made at the same moment (a gather of a thousand) share one INSERT.
+        created: bool = await asyncio.shield(self._starts.submit(run))
+        if created:
+            return run, True
 
-        return await self._retrying(work, transaction=False)
+        async def existing(conn: Conn) -> RunRecord:
+            return await _require_run(conn, run.run_id)
+
+        return await self._retrying(existing, transaction=False), False
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._rows(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
@@ -395,6 +446,17 @@ class PostgresStore(PostgresSupervision):
             f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = %s ORDER BY seq", (run_id,)
         )
         return [Entry(*r) for r in rows]
+
+    async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
+        out: dict[str, list[Entry]] = {r: [] for r in run_ids}
+        if run_ids:
+            rows = await self._rows(
+                f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = ANY(%s) ORDER BY run_id, seq",
+                (list(run_ids),),
+            )
+            for r in rows:
+                out[r[0]].append(Entry(*r))
+        return out
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         async def work(conn: Conn) -> RunRecord:

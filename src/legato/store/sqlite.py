@@ -215,6 +215,20 @@ class SQLiteStore(SQLiteSupervision):
         )
         return [Entry(*r) for r in rows]
 
+    async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
+        out: dict[str, list[Entry]] = {r: [] for r in run_ids}
+        ids = list(run_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._query(
+                f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id IN ({_in(chunk)})"
+                " ORDER BY run_id, seq",
+                chunk,
+            )
+            for r in rows:
+                out[r[0]].append(Entry(*r))
+        return out
+
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
         def op(conn: sqlite3.Connection) -> RunRecord:
             run = _require_run(conn, run_id, self.url)

@@ -241,6 +241,19 @@ async def check_retry_after_a_code_failure_keeps_the_journal(store: Store) -> No
     assert [e.seq for e in await store.load_entries("r")] == [0, 1]
 
 
+async def check_journals_load_together(store: Store) -> None:
+    for run_id in ("a", "b", "c"):
+        await store.create_run(_run(run_id))
+    await store.claim("w", ["wf"], NOW, LEASE, 10)
+    for run_id, n in (("a", 2), ("b", 1)):
+        for seq in range(n):
+            assert await store.record("w", _entry(run_id, seq, output=f'"{run_id}{seq}"'))
+    journals = await store.load_journals(["a", "b", "c", "missing"])
+    assert {k: [e.output for e in v] for k, v in journals.items()} == {
+        "a": ['"a0"', '"a1"'], "b": ['"b0"'], "c": [], "missing": [],
+    }  # fmt: skip
+
+
 async def check_next_wake_at(store: Store) -> None:
     assert await store.next_wake_at(["wf"]) is None
     await store.create_run(_run("a", wake_at=NOW + 10))
@@ -273,6 +286,7 @@ CHECKS: list[Check] = [
     check_cancel_cascades_to_children,
     check_retry_reopens_from_the_first_failed_entry,
     check_retry_after_a_code_failure_keeps_the_journal,
+    check_journals_load_together,
     check_next_wake_at,
     check_workers_register_and_list,
 ]
