@@ -341,3 +341,19 @@ def test_timed_out_tool_approval_says_so(make_app: Callable[..., legato.App]) ->
         "denied: send_email was denied by legato:timeout: no one decided in time:"
         " not decided by " + app.approvals.list(None)[0].expires_at.isoformat(timespec="seconds")  # type: ignore[union-attr]
     )
+
+
+def test_approved_calls_count_against_throttles(make_app: Callable[..., legato.App]) -> None:
+    policy = legato.Policy(throttles=[Throttle(limit=1, per=timedelta(hours=1), tool="send_email")])
+    app, sent = _mail_app(make_app, policy)  # level 1: send_email (medium) needs a person
+    app.start("outreach", "a@example.com", run_id="first")
+    app.run_until_idle(skip=timedelta(0))
+    app.approvals.decide(app.approvals.list()[0].id, True, by="ops")
+    app.run_until_idle(skip=timedelta(0))
+    assert sent == ["a@example.com:Hello ADA"]
+    app.autonomy.set("outreach", 2, by="ops", reason="trusted")  # now it may act alone...
+    second = app.start("outreach", "b@example.com", run_id="second")
+    app.run_until_idle(skip=timedelta(minutes=30))
+    assert second.status() == "waiting" and len(sent) == 1  # ...but the approved call counted
+    app.run_until_idle()
+    assert second.result() == "sent to b@example.com"

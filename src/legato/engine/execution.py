@@ -748,6 +748,10 @@ class Execution:
                 raise _bound(denied, gate_seq)
             if asked.edited:
                 args = validate_args(tool.fn, asked.data, tool=tool.name)
+            if not self.is_replaying:  # counted by throttles, like calls the gate allowed
+                detail = serde.dumps({"approval": asked.approval_id, "by": asked.by}, what="x")
+                event = AuditEvent("tool.approved", detail, actor, self.run_id, tool.name)
+                await self._io(self.store.append_audit([event], self.clock.now()))
         seq, entry = self._next("tool", tool.name)
         return await self._step(seq, entry, tool.step, (), args, kind="tool")
 

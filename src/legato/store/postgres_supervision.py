@@ -55,7 +55,8 @@ async def append_audit(conn: Conn, events: Sequence[AuditEvent], now: float) -> 
 
 
 async def _allowed_times(conn: Conn, w: Window) -> list[float]:
-    query = "SELECT at FROM audit WHERE kind = 'gate.allow' AND at > %s"
+    # calls the gate allowed, and calls a person approved: both count against a throttle
+    query = "SELECT at FROM audit WHERE kind IN ('gate.allow', 'tool.approved') AND at > %s"
     params: list[Any] = [w.since]
     for column, value in (("subject", w.tool), ("actor", w.actor)):
         if value is not None:

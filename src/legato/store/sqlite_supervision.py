@@ -50,7 +50,8 @@ def append_audit(conn: sqlite3.Connection, events: Sequence[AuditEvent], now: fl
 
 
 def _allowed_times(conn: sqlite3.Connection, w: Window) -> list[float]:
-    query = "SELECT at FROM audit WHERE kind = 'gate.allow' AND at > ?"
+    # calls the gate allowed, and calls a person approved: both count against a throttle
+    query = "SELECT at FROM audit WHERE kind IN ('gate.allow', 'tool.approved') AND at > ?"
     params: list[Any] = [w.since]
     for column, value in (("subject", w.tool), ("actor", w.actor)):
         if value is not None:
