@@ -15,23 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import json
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from legato import hitl, serde
+from legato import serde
 from legato.clock import Clock
-from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
+from legato.engine.definitions import StepDef, WorkflowDef
+from legato.engine.supervision import Supervision
+from legato.engine.waits import Parkable, bound, failed_seq, forever, iso
 from legato.errors import (
-    ActionDenied,
-    ApprovalConflict,
-    ApprovalTimeout,
     ChildFailed,
     ConfigurationError,
     EventTimeout,
@@ -46,13 +44,10 @@ from legato.errors import (
 )
 from legato.store.base import (
     TERMINAL,
-    ApprovalRecord,
-    AuditEvent,
     Entry,
     RunRecord,
     Store,
     Wait,
-    Window,
 )
 
 if TYPE_CHECKING:
@@ -104,16 +99,7 @@ def current_step() -> StepInfo:
     return info
 
 
-@dataclass(slots=True)
-class _Parkable:
-    deadline: float | None
-    describe: str
-    event: str | None = None
-    child: str | None = None
-    approval: str | None = None
-
-
-class Execution:
+class Execution(Supervision):
     """Drives one run of a workflow, from its journal, until it ends or parks."""
 
     def __init__(
@@ -155,7 +141,7 @@ class Execution:
         self.draining = False
         self._fatal: BaseException | None = None
         self._active = 0  # operations in flight that this process must finish (steps, short waits)
-        self._waits: dict[int, _Parkable] = {}
+        self._waits: dict[int, Parkable] = {}
         self._activity = 0
         self._park: asyncio.Future[None] | None = None
         self._rng = _random.Random()
@@ -223,7 +209,7 @@ class Execution:
 
     async def _fail(self, error: BaseException) -> Outcome:
         report = serde.error_json(error)
-        seq = _failed_seq(error)
+        seq = failed_seq(error)
         if seq is not None:  # `legato retry` resumes from this entry, and only from it
             report["seq"] = seq
         text = serde.dumps(report, what="an error")
@@ -359,7 +345,7 @@ class Execution:
         else:
             self._park.set_result(None)
 
-    async def _parkable(self, seq: int, wait: _Parkable, until: Awaitable[T]) -> T:
+    async def _parkable(self, seq: int, wait: Parkable, until: Awaitable[T]) -> T:
         """Await ``until`` while allowing the run to be parked instead."""
         self._waits[seq] = wait
         self._poke()
@@ -382,7 +368,7 @@ class Execution:
                 self._active -= 1
                 self._poke()
             return
-        await self._parkable(seq, _Parkable(deadline, describe), self.clock.sleep(remaining))
+        await self._parkable(seq, Parkable(deadline, describe), self.clock.sleep(remaining))
 
     # -- steps --------------------------------------------------------------------------
     def step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -404,7 +390,7 @@ class Execution:
             if entry.status == "completed":
                 return serde.decode(entry.output, step.returns, what=f"the result of {what}")
             if entry.status == "failed":
-                raise _bound(_step_failed(step.name, entry), seq)
+                raise bound(_step_failed(step.name, entry), seq)
             attempt = entry.attempts + 1
             if entry.wake_at is not None:
                 await self._until(seq, entry.wake_at, f"retry of step {step.name!r}")
@@ -419,13 +405,13 @@ class Execution:
                 raise
             except SerializationError as exc:
                 await self._record_failure(seq, kind, step.name, exc, attempt, started)
-                raise _bound(
+                raise bound(
                     StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
                 ) from exc
             except Exception as exc:
                 if not policy.is_retryable(exc) or attempt >= policy.max_attempts:
                     await self._record_failure(seq, kind, step.name, exc, attempt, started)
-                    raise _bound(
+                    raise bound(
                         StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
                     ) from exc
                 delay = policy.delay(attempt, self._rng)
@@ -532,7 +518,7 @@ class Execution:
             if seconds > self.clock.park_after:  # the deadline must survive the unload
                 await self._record(entry)
         assert entry.wake_at is not None
-        await self._until(seq, entry.wake_at, f"sleep until {_iso(entry.wake_at)}")
+        await self._until(seq, entry.wake_at, f"sleep until {iso(entry.wake_at)}")
         entry.status, entry.finished_at = "completed", self.clock.now()
         self._record_soon(entry)
 
@@ -543,8 +529,8 @@ class Execution:
         if entry is not None and entry.status == "failed":
             err = serde.loads(entry.error) or {}
             if err.get("type") == "SerializationError":
-                raise _bound(SerializationError(err.get("message", "")), seq)
-            raise _bound(EventTimeout(name, float(entry.input or 0)), seq)
+                raise bound(SerializationError(err.get("message", "")), seq)
+            raise bound(EventTimeout(name, float(entry.input or 0)), seq)
         now = self.clock.now()
         if entry is None:
             entry = self._entry(
@@ -578,17 +564,17 @@ class Execution:
                     what="an error",
                 )
                 await self._record(entry)
-                raise _bound(EventTimeout(name, float(entry.input or 0)), seq)
+                raise bound(EventTimeout(name, float(entry.input or 0)), seq)
             if seq not in self.journal:
                 await self._record(entry)
             describe = f"event {name!r}" + (
-                f" until {_iso(entry.wake_at)}" if entry.wake_at is not None else ""
+                f" until {iso(entry.wake_at)}" if entry.wake_at is not None else ""
             )
             remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
             await self._parkable(
                 seq,
-                _Parkable(entry.wake_at, describe, event=name),
-                self.clock.sleep(remaining) if remaining is not None else _forever(),
+                Parkable(entry.wake_at, describe, event=name),
+                self.clock.sleep(remaining) if remaining is not None else forever(),
             )
 
     async def _accept(self, entry: Entry, kind: Any) -> Any:
@@ -603,212 +589,7 @@ class Execution:
             entry.status = "failed"
             entry.error = serde.dumps(serde.error_json(exc, with_traceback=False), what="an error")
             await self._record(entry)
-            raise _bound(exc, entry.seq) from None
-
-    # -- approvals ----------------------------------------------------------------------
-    async def approval(
-        self,
-        name: str,
-        data: Any,
-        *,
-        prompt: str | None,
-        assignees: Sequence[str],
-        timeout: float | None,
-        on_timeout: str,
-        kind: str = "approval",
-        risk: str | None = None,
-        reason: str | None = None,
-        schema: dict[str, Any] | None = None,
-    ) -> hitl.Decision[Any]:
-        """Park until a person decides; the decision is consumed with this entry, atomically."""
-        seq, entry = self._next("approval", name)
-        text = serde.dumps(data, what=f"the data of approval {name!r}", limit=self.payload_limit)
-        digest = hitl.data_hash(text)
-        data_type: Any = type(data) if data is not None else None
-        if entry is not None:
-            recorded = serde.loads(entry.input) or {}
-            if recorded.get("data_hash") != digest:  # fail closed: never reuse a decision
-                self._fatal = NondeterminismError(
-                    f"run {self.run_id!r}: approval {name!r} at entry {seq} was requested for"
-                    " different data than is asked for now; a decision is bound to its data"
-                )
-                raise self._fatal
-            if entry.status in ("completed", "failed"):
-                return self._decided(entry, name, data_type)
-            the_id = str(recorded["approval_id"])
-        else:
-            now = self.clock.now()
-            the_id = hitl.approval_id(self.run_id, seq)
-            entry = self._entry(
-                seq, "approval", name, "waiting",
-                input=serde.dumps({"approval_id": the_id, "data_hash": digest}, what="an id"),
-                started_at=now, wake_at=None if timeout is None else now + timeout,
-            )  # fmt: skip
-            record = ApprovalRecord(
-                approval_id=the_id, run_id=self.run_id, seq=seq, name=name, kind=kind,
-                status="pending", prompt=prompt, data=text, data_hash=digest,
-                data_schema=json.dumps(schema) if schema is not None else hitl.schema_of(data),
-                assignees=serde.dumps(list(assignees), what="x"),
-                risk=risk, reason=reason, expires_at=entry.wake_at, on_timeout=on_timeout,
-                decided_data=None, decided_by=None, comment=None, decided_at=None,
-                consumed_at=None, created_at=now,
-            )  # fmt: skip
-            event = hitl.audit_event(
-                "approval.requested", record, self.workflow.name, prompt=prompt, risk=risk,
-                reason=reason, assignees=list(assignees), timeout=timeout,
-            )  # fmt: skip
-            if not await self._io(self.store.request_approval(self.owner, entry, record, event)):
-                self._lost()
-            self.journal[seq] = entry
-        return await self._await_decision(seq, entry, the_id, name, on_timeout, data_type)
-
-    async def _await_decision(
-        self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
-    ) -> hitl.Decision[Any]:
-        while True:
-            record = await self._io(self.store.get_approval(the_id))
-            if record is None or record.status == "cancelled":
-                self._lost()  # the run was cancelled (or its approval removed by a retry)
-            assert record is not None
-            due = entry.wake_at is not None and self.clock.now() >= entry.wake_at
-            if record.status == "pending" and due:
-                record = await self._time_out(record, on_timeout)
-            if record.status != "pending":
-                entry.status = "failed" if record.status == "expired" else "completed"
-                entry.output, entry.finished_at = hitl.decision_json(record), self.clock.now()
-                if not await self._io(
-                    self.store.consume_approval(self.owner, entry, the_id, entry.finished_at)
-                ):
-                    self._lost()
-                self.journal[seq] = entry
-                return self._decided(entry, name, data_type)
-            remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
-            await self._parkable(
-                seq,
-                _Parkable(entry.wake_at, f"approval {name!r} ({the_id})", approval=the_id),
-                self.clock.sleep(remaining) if remaining is not None else _forever(),
-            )
-
-    async def _time_out(self, record: ApprovalRecord, on_timeout: str) -> ApprovalRecord:
-        status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
-        event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
-        try:
-            return await self._io(
-                self.store.decide_approval(
-                    record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
-                    comment=f"not decided by {_iso(record.expires_at or 0)}",
-                    now=self.clock.now(), audit=event,
-                )
-            )  # fmt: skip
-        except ApprovalConflict:  # a person decided at this very moment: theirs stands
-            fresh = await self._io(self.store.get_approval(record.approval_id))
-            assert fresh is not None
-            return fresh
-
-    def _decided(self, entry: Entry, name: str, data_type: Any) -> hitl.Decision[Any]:
-        if entry.status == "failed":
-            approval = str((serde.loads(entry.output) or {}).get("approval_id"))
-            raise _bound(ApprovalTimeout(name, approval), entry.seq)
-        return hitl.decision_from(entry.output, data_type)
-
-    # -- tools and the gate ---------------------------------------------------------------
-    async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
-        """Propose a tool call: the gate allows, throttles, asks a person, or denies."""
-        from legato.governance import RiskDefaults, validate_args
-
-        actor = actor or self.workflow.name
-        args = validate_args(tool.fn, args, tool=tool.name)
-        while True:
-            gate_seq = self._peek_seq()
-            decision = await self._gate(tool, args, actor)
-            if decision.action == "deny":  # bound to the gate entry: a retry asks the gate again
-                raise _bound(ActionDenied(tool.name, decision.reason), gate_seq)
-            if decision.action == "throttle":
-                await self.sleep(max(0.0, (decision.retry_at or 0) - self.clock.now()))
-                continue  # ask the gate again: the window may have filled up meanwhile
-            break
-        if decision.action == "require_approval":
-            defaults = self.policy.defaults_for(decision.risk) if self.policy else RiskDefaults()
-            timeout = defaults.approval_timeout
-            asked = await self.approval(
-                f"tool:{tool.name}", args,
-                prompt=f"{actor} proposes {tool.name}: {tool.description}".rstrip(": "),
-                assignees=defaults.assignees,
-                timeout=None if timeout is None else timeout.total_seconds(),
-                on_timeout=defaults.on_timeout, kind="tool", risk=decision.risk,
-                reason=decision.reason, schema=tool.schema,
-            )  # fmt: skip
-            if not asked.approved:
-                why = (
-                    "no one decided in time"
-                    if asked.by == hitl.TIMEOUT_DECIDER
-                    else "a person rejected it"
-                )
-                denied = ActionDenied(tool.name, why, by=asked.by, comment=asked.comment)
-                raise _bound(denied, gate_seq)
-            if asked.edited:
-                args = validate_args(tool.fn, asked.data, tool=tool.name)
-            if not self.is_replaying:  # counted by throttles, like calls the gate allowed
-                detail = serde.dumps({"approval": asked.approval_id, "by": asked.by}, what="x")
-                event = AuditEvent("tool.approved", detail, actor, self.run_id, tool.name)
-                await self._io(self.store.append_audit([event], self.clock.now()))
-        seq, entry = self._next("tool", tool.name)
-        return await self._step(seq, entry, tool.step, (), args, kind="tool")
-
-    def _peek_seq(self) -> int:
-        """The sequence number the next entry of this branch will have."""
-        recorded = self._recorded_here(take=False)
-        return recorded.seq if recorded is not None else self.next_seq
-
-    async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
-        """The gate's decision for this proposal: journaled (replayed as is) and audited."""
-        from legato.governance import GateDecision, Proposal, evaluate, initial_level
-
-        seq, entry = self._next("gate", tool.name)
-        if entry is not None:
-            return GateDecision.from_json(serde.loads(entry.output))
-        level = await self._io(self.store.get_autonomy(actor))
-        if level is None:
-            level = initial_level(self.policy, actor)
-        now = self.clock.now()
-        throttles = [
-            t
-            for t in (self.policy.throttles if self.policy else [])
-            if t.applies_to(tool.name, actor)
-        ]
-        windows = [Window(t.tool, t.actor, now - t.per.total_seconds()) for t in throttles]
-        proposal = Proposal(actor, tool.name, args, tool.risk)  # type: ignore[arg-type]
-        shown = serde.dumps(args, what=f"the arguments of tool {tool.name!r}")[:2000]
-
-        def decide(times: list[list[float]]) -> tuple[Entry, AuditEvent]:
-            recent = dict(zip(throttles, times, strict=True))
-            decision = evaluate(
-                self.policy, proposal, level=level, now=now,
-                recent_calls=lambda t: recent.get(t, []),
-            )  # fmt: skip
-            record = self._entry(
-                seq, "gate", tool.name, "completed",
-                input=serde.dumps({"actor": actor, "level": level}, what="a proposal"),
-                output=serde.dumps(decision.to_json(), what="a decision"),
-                started_at=now, finished_at=now,
-            )  # fmt: skip
-            detail = {**decision.to_json(), "level": level, "arguments": shown}
-            event = AuditEvent(
-                f"gate.{decision.action}", serde.dumps(detail, what="a decision"), actor,
-                self.run_id, tool.name,
-            )  # fmt: skip
-            return record, event
-
-        written = await self._io(
-            self.store.record_gate(self.owner, self.run_id, windows, decide, now)
-        )
-        if written is None:
-            self._lost()
-        assert written is not None
-        record = written[0]
-        decision = GateDecision.from_json(serde.loads(record.output))
-        self.journal[seq] = record
-        return decision
+            raise bound(exc, entry.seq) from None
 
     # -- child runs ---------------------------------------------------------------------
     async def child(
@@ -851,7 +632,7 @@ class Execution:
             return serde.decode(entry.output, definition.returns, what=f"child run {child_id!r}")
         elif entry.status == "failed":
             err = serde.loads(entry.error) or {}
-            raise _bound(
+            raise bound(
                 ChildFailed(
                     child_id, err.get("status", "failed"), err.get("type"), err.get("message", "")
                 ),
@@ -862,7 +643,7 @@ class Execution:
             if run is not None and run.status in TERMINAL:
                 return await self._child_done(seq, entry, run, definition)
             await self._parkable(
-                seq, _Parkable(None, f"child run {child_id!r}", child=child_id), _forever()
+                seq, Parkable(None, f"child run {child_id!r}", child=child_id), forever()
             )
 
     async def _child_done(
@@ -878,7 +659,7 @@ class Execution:
         entry.status, entry.error = "failed", serde.dumps(err, what="an error")
         await self._record(entry)
         failure = ChildFailed(run.run_id, run.status, err.get("type"), err.get("message", ""))
-        raise _bound(failure, seq)
+        raise bound(failure, seq)
 
     # -- recorded values ----------------------------------------------------------------
     def value(self, kind: str, make: Callable[[], str]) -> str:
@@ -976,36 +757,6 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_task_factory(factory)
 
 
-E = TypeVar("E", bound=BaseException)
-
-
-def _bound(error: E, seq: int) -> E:
-    """Mark an error as raised by journal entry ``seq`` (the entry a retry starts from)."""
-    error._legato_seq = seq  # type: ignore[attr-defined]
-    return error
-
-
-def _failed_seq(error: BaseException) -> int | None:
-    """The entry behind ``error``, also when workflow code raised another error from it."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        seq = getattr(current, "_legato_seq", None)
-        if isinstance(seq, int):
-            return seq
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _step_failed(name: str, entry: Entry) -> StepFailed:
     err = serde.loads(entry.error) or {}
     return StepFailed(name, err.get("type", "Error"), err.get("message", ""), entry.attempts)
-
-
-async def _forever() -> None:
-    await asyncio.get_running_loop().create_future()
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")

@@ -1,0 +1,276 @@
+"""Supervision inside a run: approvals a person decides, and tool calls the policy gate decides.
+
+Mixed into :class:`legato.engine.execution.Execution`, which provides the journal, parking and
+steps these build on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from legato import hitl, serde
+from legato.clock import Clock
+from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
+from legato.engine.waits import Parkable, bound, forever, iso
+from legato.errors import (
+    ActionDenied,
+    ApprovalConflict,
+    ApprovalTimeout,
+    NondeterminismError,
+)
+from legato.store.base import ApprovalRecord, AuditEvent, Entry, Store, Window
+
+if TYPE_CHECKING:
+    from legato.governance import Policy
+
+T = TypeVar("T")
+
+
+class Supervision:
+    """Approvals and gated tool calls of one run."""
+
+    if TYPE_CHECKING:  # provided by Execution
+        store: Store
+        clock: Clock
+        run_id: str
+        owner: str
+        workflow: WorkflowDef
+        journal: dict[int, Entry]
+        payload_limit: int | None
+        policy: Policy | None
+        next_seq: int
+        _fatal: BaseException | None
+
+        @property
+        def is_replaying(self) -> bool: ...
+
+        def _next(self, kind: str, name: str) -> tuple[int, Entry | None]: ...
+
+        def _recorded_here(self, *, take: bool) -> Entry | None: ...
+
+        def _entry(self, seq: int, kind: str, name: str, status: Any, **fields: Any) -> Entry: ...
+
+        async def _io(self, call: Awaitable[T]) -> T: ...
+
+        def _lost(self) -> None: ...
+
+        async def _parkable(self, seq: int, wait: Parkable, until: Awaitable[T]) -> T: ...
+
+        async def sleep(self, seconds: float) -> None: ...
+
+        async def _step(
+            self,
+            seq: int,
+            entry: Entry | None,
+            step: StepDef,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            kind: str = "step",
+        ) -> Any: ...
+
+    # -- approvals ----------------------------------------------------------------------
+    async def approval(
+        self,
+        name: str,
+        data: Any,
+        *,
+        prompt: str | None,
+        assignees: Sequence[str],
+        timeout: float | None,
+        on_timeout: str,
+        kind: str = "approval",
+        risk: str | None = None,
+        reason: str | None = None,
+        schema: dict[str, Any] | None = None,
+    ) -> hitl.Decision[Any]:
+        """Park until a person decides; the decision is consumed with this entry, atomically."""
+        seq, entry = self._next("approval", name)
+        text = serde.dumps(data, what=f"the data of approval {name!r}", limit=self.payload_limit)
+        digest = hitl.data_hash(text)
+        data_type: Any = type(data) if data is not None else None
+        if entry is not None:
+            recorded = serde.loads(entry.input) or {}
+            if recorded.get("data_hash") != digest:  # fail closed: never reuse a decision
+                self._fatal = NondeterminismError(
+                    f"run {self.run_id!r}: approval {name!r} at entry {seq} was requested for"
+                    " different data than is asked for now; a decision is bound to its data"
+                )
+                raise self._fatal
+            if entry.status in ("completed", "failed"):
+                return self._decided(entry, name, data_type)
+            the_id = str(recorded["approval_id"])
+        else:
+            now = self.clock.now()
+            the_id = hitl.approval_id(self.run_id, seq)
+            entry = self._entry(
+                seq, "approval", name, "waiting",
+                input=serde.dumps({"approval_id": the_id, "data_hash": digest}, what="an id"),
+                started_at=now, wake_at=None if timeout is None else now + timeout,
+            )  # fmt: skip
+            record = ApprovalRecord(
+                approval_id=the_id, run_id=self.run_id, seq=seq, name=name, kind=kind,
+                status="pending", prompt=prompt, data=text, data_hash=digest,
+                data_schema=json.dumps(schema) if schema is not None else hitl.schema_of(data),
+                assignees=serde.dumps(list(assignees), what="x"),
+                risk=risk, reason=reason, expires_at=entry.wake_at, on_timeout=on_timeout,
+                decided_data=None, decided_by=None, comment=None, decided_at=None,
+                consumed_at=None, created_at=now,
+            )  # fmt: skip
+            event = hitl.audit_event(
+                "approval.requested", record, self.workflow.name, prompt=prompt, risk=risk,
+                reason=reason, assignees=list(assignees), timeout=timeout,
+            )  # fmt: skip
+            if not await self._io(self.store.request_approval(self.owner, entry, record, event)):
+                self._lost()
+            self.journal[seq] = entry
+        return await self._await_decision(seq, entry, the_id, name, on_timeout, data_type)
+
+    async def _await_decision(
+        self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
+    ) -> hitl.Decision[Any]:
+        while True:
+            record = await self._io(self.store.get_approval(the_id))
+            if record is None or record.status == "cancelled":
+                self._lost()  # the run was cancelled (or its approval removed by a retry)
+            assert record is not None
+            due = entry.wake_at is not None and self.clock.now() >= entry.wake_at
+            if record.status == "pending" and due:
+                record = await self._time_out(record, on_timeout)
+            if record.status != "pending":
+                entry.status = "failed" if record.status == "expired" else "completed"
+                entry.output, entry.finished_at = hitl.decision_json(record), self.clock.now()
+                if not await self._io(
+                    self.store.consume_approval(self.owner, entry, the_id, entry.finished_at)
+                ):
+                    self._lost()
+                self.journal[seq] = entry
+                return self._decided(entry, name, data_type)
+            remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
+            await self._parkable(
+                seq,
+                Parkable(entry.wake_at, f"approval {name!r} ({the_id})", approval=the_id),
+                self.clock.sleep(remaining) if remaining is not None else forever(),
+            )
+
+    async def _time_out(self, record: ApprovalRecord, on_timeout: str) -> ApprovalRecord:
+        status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
+        event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
+        try:
+            return await self._io(
+                self.store.decide_approval(
+                    record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
+                    comment=f"not decided by {iso(record.expires_at or 0)}",
+                    now=self.clock.now(), audit=event,
+                )
+            )  # fmt: skip
+        except ApprovalConflict:  # a person decided at this very moment: theirs stands
+            fresh = await self._io(self.store.get_approval(record.approval_id))
+            assert fresh is not None
+            return fresh
+
+    def _decided(self, entry: Entry, name: str, data_type: Any) -> hitl.Decision[Any]:
+        if entry.status == "failed":
+            approval = str((serde.loads(entry.output) or {}).get("approval_id"))
+            raise bound(ApprovalTimeout(name, approval), entry.seq)
+        return hitl.decision_from(entry.output, data_type)
+
+    # -- tools and the gate ---------------------------------------------------------------
+    async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
+        """Propose a tool call: the gate allows, throttles, asks a person, or denies."""
+        from legato.governance import RiskDefaults, validate_args
+
+        actor = actor or self.workflow.name
+        args = validate_args(tool.fn, args, tool=tool.name)
+        while True:
+            gate_seq = self._peek_seq()
+            decision = await self._gate(tool, args, actor)
+            if decision.action == "deny":  # bound to the gate entry: a retry asks the gate again
+                raise bound(ActionDenied(tool.name, decision.reason), gate_seq)
+            if decision.action == "throttle":
+                await self.sleep(max(0.0, (decision.retry_at or 0) - self.clock.now()))
+                continue  # ask the gate again: the window may have filled up meanwhile
+            break
+        if decision.action == "require_approval":
+            defaults = self.policy.defaults_for(decision.risk) if self.policy else RiskDefaults()
+            timeout = defaults.approval_timeout
+            asked = await self.approval(
+                f"tool:{tool.name}", args,
+                prompt=f"{actor} proposes {tool.name}: {tool.description}".rstrip(": "),
+                assignees=defaults.assignees,
+                timeout=None if timeout is None else timeout.total_seconds(),
+                on_timeout=defaults.on_timeout, kind="tool", risk=decision.risk,
+                reason=decision.reason, schema=tool.schema,
+            )  # fmt: skip
+            if not asked.approved:
+                why = (
+                    "no one decided in time"
+                    if asked.by == hitl.TIMEOUT_DECIDER
+                    else "a person rejected it"
+                )
+                denied = ActionDenied(tool.name, why, by=asked.by, comment=asked.comment)
+                raise bound(denied, gate_seq)
+            if asked.edited:
+                args = validate_args(tool.fn, asked.data, tool=tool.name)
+            if not self.is_replaying:  # counted by throttles, like calls the gate allowed
+                detail = serde.dumps({"approval": asked.approval_id, "by": asked.by}, what="x")
+                event = AuditEvent("tool.approved", detail, actor, self.run_id, tool.name)
+                await self._io(self.store.append_audit([event], self.clock.now()))
+        seq, entry = self._next("tool", tool.name)
+        return await self._step(seq, entry, tool.step, (), args, kind="tool")
+
+    def _peek_seq(self) -> int:
+        """The sequence number the next entry of this branch will have."""
+        recorded = self._recorded_here(take=False)
+        return recorded.seq if recorded is not None else self.next_seq
+
+    async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
+        """The gate's decision for this proposal: journaled (replayed as is) and audited."""
+        from legato.governance import GateDecision, Proposal, evaluate, initial_level
+
+        seq, entry = self._next("gate", tool.name)
+        if entry is not None:
+            return GateDecision.from_json(serde.loads(entry.output))
+        level = await self._io(self.store.get_autonomy(actor))
+        if level is None:
+            level = initial_level(self.policy, actor)
+        now = self.clock.now()
+        throttles = [
+            t
+            for t in (self.policy.throttles if self.policy else [])
+            if t.applies_to(tool.name, actor)
+        ]
+        windows = [Window(t.tool, t.actor, now - t.per.total_seconds()) for t in throttles]
+        proposal = Proposal(actor, tool.name, args, tool.risk)  # type: ignore[arg-type]
+        shown = serde.dumps(args, what=f"the arguments of tool {tool.name!r}")[:2000]
+
+        def decide(times: list[list[float]]) -> tuple[Entry, AuditEvent]:
+            recent = dict(zip(throttles, times, strict=True))
+            decision = evaluate(
+                self.policy, proposal, level=level, now=now,
+                recent_calls=lambda t: recent.get(t, []),
+            )  # fmt: skip
+            record = self._entry(
+                seq, "gate", tool.name, "completed",
+                input=serde.dumps({"actor": actor, "level": level}, what="a proposal"),
+                output=serde.dumps(decision.to_json(), what="a decision"),
+                started_at=now, finished_at=now,
+            )  # fmt: skip
+            detail = {**decision.to_json(), "level": level, "arguments": shown}
+            event = AuditEvent(
+                f"gate.{decision.action}", serde.dumps(detail, what="a decision"), actor,
+                self.run_id, tool.name,
+            )  # fmt: skip
+            return record, event
+
+        written = await self._io(
+            self.store.record_gate(self.owner, self.run_id, windows, decide, now)
+        )
+        if written is None:
+            self._lost()
+        assert written is not None
+        record = written[0]
+        decision = GateDecision.from_json(serde.loads(record.output))
+        self.journal[seq] = record
+        return decision
