@@ -1,9 +1,12 @@
 """One loaded run: calls the workflow function and answers its durable operations.
 
-Every durable operation takes the next sequence number *when it is called* (not when it is
-awaited), so ``asyncio.gather`` of several steps numbers them in call order, the same on every
-replay. An operation whose number is already in the journal returns the recorded result; one
-whose kind or name differs from the record is a :class:`NondeterminismError`.
+Each durable operation takes the next position of its *branch*: the workflow's asyncio task,
+numbered when the task is created (by a task factory on the loop), so in program order. Steps
+and recorded values take their position when called; sleeps, event waits, approvals and child
+runs when their coroutine starts. Replay matches recorded entries by (branch, position), so
+concurrent branches replay the same whatever order their writes completed in. An operation
+whose recorded entry has another kind or name is a :class:`NondeterminismError`. (Runs started
+before branches were recorded, journal format 1, match by one global position instead.)
 
 When every operation the workflow is waiting on can be satisfied only from outside (a long
 timer, an event, a child run) and no step is in flight, the run is *parked*: its wait is stored,
