@@ -93,6 +93,21 @@ def failed_seq(error: str | None) -> int | None:
     return seq if isinstance(seq, int) else None
 
 
+def equal_filters(filters: Sequence[tuple[str, Any]], mark: str) -> tuple[list[str], list[Any]]:
+    """``column = <mark>`` for each (column, value) whose value is not None, and the values;
+    ``mark`` is the dialect's placeholder ("?" or "%s")."""
+    parts, params = [], []
+    for column, value in filters:
+        if value is not None:
+            parts.append(f"{column} = {mark}")
+            params.append(value)
+    return parts, params
+
+
+def where_clause(parts: list[str]) -> str:
+    return f"WHERE {' AND '.join(parts)}" if parts else ""
+
+
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
     " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format"
@@ -397,11 +412,6 @@ class Store(Protocol):
     async def list_audit(
         self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[AuditRecord]: ...
-
-    async def audit_times(
-        self, kind: str, subject: str | None, actor: str | None, since: float
-    ) -> list[float]:
-        """When audit rows of ``kind`` (for that subject and actor, None = any) were written."""
 
     async def set_autonomy(
         self, actor: str, level: int, by: str, reason: str, now: float, audit: AuditEvent

@@ -39,9 +39,11 @@ from legato.store.base import (
     Wait,
     WorkerRecord,
     entry_values,
+    equal_filters,
     failed_seq,
     redact_url,
     run_values,
+    where_clause,
 )
 from legato.store.migrations import check_version, migrations
 from legato.store.postgres_supervision import PostgresSupervision
@@ -427,14 +429,8 @@ class PostgresStore(PostgresSupervision):
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
-        where, params = [], []
-        if status is not None:
-            where.append("status = %s")
-            params.append(status)
-        if workflow is not None:
-            where.append("workflow = %s")
-            params.append(workflow)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        where, params = equal_filters((("status", status), ("workflow", workflow)), "%s")
+        clause = where_clause(where)
         rows = await self._rows(
             f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at DESC, run_id LIMIT %s",
             [*params, limit],

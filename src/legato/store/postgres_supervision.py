@@ -25,7 +25,9 @@ from legato.store.base import (
     Window,
     audit_hash,
     check_decision,
+    equal_filters,
     redact_url,
+    where_clause,
 )
 
 T = TypeVar("T")
@@ -57,11 +59,9 @@ async def append_audit(conn: Conn, events: Sequence[AuditEvent], now: float) -> 
 async def _allowed_times(conn: Conn, w: Window) -> list[float]:
     # calls the gate allowed, and calls a person approved: both count against a throttle
     query = "SELECT at FROM audit WHERE kind IN ('gate.allow', 'tool.approved') AND at > %s"
-    params: list[Any] = [w.since]
-    for column, value in (("subject", w.tool), ("actor", w.actor)):
-        if value is not None:
-            query += f" AND {column} = %s"
-            params.append(value)
+    extra, params = equal_filters((("subject", w.tool), ("actor", w.actor)), "%s")
+    query += "".join(f" AND {part}" for part in extra)
+    params.insert(0, w.since)
     cur = await conn.execute(query, params)
     return [float(r[0]) for r in await cur.fetchall()]
 
@@ -107,12 +107,8 @@ class PostgresSupervision:
     async def list_approvals(
         self, *, status: str | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[ApprovalRecord]:
-        where, params = [], []
-        for column, value in (("status", status), ("run_id", run_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        where, params = equal_filters((("status", status), ("run_id", run_id)), "%s")
+        clause = where_clause(where)
         rows = await self._rows(
             f"SELECT {APPROVAL_COLUMNS} FROM approvals {clause}"
             " ORDER BY created_at, approval_id LIMIT %s",
@@ -237,19 +233,6 @@ class PostgresSupervision:
             [after, *params, limit],
         )
         return [AuditRecord(*r) for r in rows]
-
-    async def audit_times(
-        self, kind: str, subject: str | None, actor: str | None, since: float
-    ) -> list[float]:
-        query = "SELECT at FROM audit WHERE kind = %s AND at >= %s"
-        params: list[Any] = [kind, since]
-        if subject is not None:
-            query += " AND subject = %s"
-            params.append(subject)
-        if actor is not None:
-            query += " AND actor = %s"
-            params.append(actor)
-        return [float(r[0]) for r in await self._rows(query + " ORDER BY at", params)]
 
     # autonomy and pause -----------------------------------------------------------------
     async def set_autonomy(

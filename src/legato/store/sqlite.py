@@ -22,8 +22,10 @@ from legato.store.base import (
     Wait,
     WorkerRecord,
     entry_values,
+    equal_filters,
     failed_seq,
     run_values,
+    where_clause,
 )
 from legato.store.group_commit import GroupCommit
 from legato.store.migrations import (
@@ -195,14 +197,8 @@ class SQLiteStore(SQLiteSupervision):
     async def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
-        where, params = [], []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if workflow is not None:
-            where.append("workflow = ?")
-            params.append(workflow)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        where, params = equal_filters((("status", status), ("workflow", workflow)), "?")
+        clause = where_clause(where)
         rows = self._query(
             f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at DESC, run_id LIMIT ?",
             [*params, limit],

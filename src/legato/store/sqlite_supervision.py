@@ -25,6 +25,8 @@ from legato.store.base import (
     audit_hash,
     check_decision,
     entry_values,
+    equal_filters,
+    where_clause,
 )
 from legato.store.sqlite_common import _OWNS, _UPSERT_ENTRY, _in, _require_run
 
@@ -52,11 +54,9 @@ def append_audit(conn: sqlite3.Connection, events: Sequence[AuditEvent], now: fl
 def _allowed_times(conn: sqlite3.Connection, w: Window) -> list[float]:
     # calls the gate allowed, and calls a person approved: both count against a throttle
     query = "SELECT at FROM audit WHERE kind IN ('gate.allow', 'tool.approved') AND at > ?"
-    params: list[Any] = [w.since]
-    for column, value in (("subject", w.tool), ("actor", w.actor)):
-        if value is not None:
-            query += f" AND {column} = ?"
-            params.append(value)
+    extra, params = equal_filters((("subject", w.tool), ("actor", w.actor)), "?")
+    query += "".join(f" AND {part}" for part in extra)
+    params.insert(0, w.since)
     return [float(r[0]) for r in conn.execute(query, params)]
 
 
@@ -96,12 +96,8 @@ class SQLiteSupervision:
     async def list_approvals(
         self, *, status: str | None = None, run_id: str | None = None, limit: int = 100
     ) -> list[ApprovalRecord]:
-        where, params = [], []
-        for column, value in (("status", status), ("run_id", run_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        where, params = equal_filters((("status", status), ("run_id", run_id)), "?")
+        clause = where_clause(where)
         rows = self._query(
             f"SELECT {APPROVAL_COLUMNS} FROM approvals {clause}"
             " ORDER BY created_at, approval_id LIMIT ?",
@@ -221,19 +217,6 @@ class SQLiteSupervision:
             [after, *params, limit],
         )
         return [AuditRecord(*r) for r in rows]
-
-    async def audit_times(
-        self, kind: str, subject: str | None, actor: str | None, since: float
-    ) -> list[float]:
-        query = "SELECT at FROM audit WHERE kind = ? AND at >= ?"
-        params: list[Any] = [kind, since]
-        if subject is not None:
-            query += " AND subject = ?"
-            params.append(subject)
-        if actor is not None:
-            query += " AND actor = ?"
-            params.append(actor)
-        return [float(r[0]) for r in self._query(query + " ORDER BY at", params)]
 
     # autonomy and pause -----------------------------------------------------------------
     async def set_autonomy(
