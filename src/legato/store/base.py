@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from legato.store.usage import GroupBy, UsageRecord, UsageTotals
+
 RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 EntryStatus = Literal["completed", "failed", "waiting", "retrying"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -49,6 +51,8 @@ class RunRecord:
     finished_at: float | None = None
     #: 2: entries are matched by branch and position on replay; 1: by global sequence
     journal_format: int = 2
+    #: who the run works for: budgets per tenant per day add up model calls by this
+    tenant: str | None = None
 
 
 @dataclass(slots=True)
@@ -110,7 +114,7 @@ def where_clause(parts: list[str]) -> str:
 
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
-    " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format"
+    " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format, tenant"
 )
 ENTRY_COLUMNS = (
     "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
@@ -124,6 +128,7 @@ def run_values(run: RunRecord) -> tuple[Any, ...]:
         run.run_id, run.workflow, run.status, run.input, run.output, run.error,
         run.parent_run_id, run.parent_seq, run.code_version, run.owner, run.wake_at,
         run.waiting_on, run.created_at, run.updated_at, run.finished_at, run.journal_format,
+        run.tenant,
     )  # fmt: skip
 
 
@@ -255,6 +260,31 @@ class Store(Protocol):
 
     async def schema_version(self) -> int:
         """The newest migration applied to the database."""
+
+    # model usage and the response cache (the AI layer) -----------------------------------
+    async def record_usage(self, rows: Sequence[UsageRecord]) -> None:
+        """Append usage rows (not fenced: a call that was made was paid for)."""
+
+    async def usage_totals(
+        self,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        day: str | None = None,
+    ) -> UsageTotals:
+        """Sums over the usage rows matching every filter given."""
+
+    async def usage_rollup(
+        self, by: GroupBy, *, since_day: str | None = None, workflow: str | None = None
+    ) -> list[tuple[str, UsageTotals]]:
+        """Sums grouped by workflow, model (deployment), day, tenant or run."""
+
+    async def cache_get(self, key: str, now: float) -> str | None:
+        """A cached response that has not expired, or None."""
+
+    async def cache_put(self, key: str, value: str, now: float, expires_at: float) -> None:
+        """Store a response under ``key`` until ``expires_at`` (and drop expired ones)."""
 
     async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
         """Remove runs that finished before ``before`` with their journals and events.

@@ -44,6 +44,7 @@ from legato.store.sqlite_common import (
     _wake_parent,
 )
 from legato.store.sqlite_supervision import SQLiteSupervision
+from legato.store.sqlite_usage import SQLiteUsage
 
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
@@ -71,7 +72,7 @@ def path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteSupervision):
+class SQLiteStore(SQLiteSupervision, SQLiteUsage):
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
     poll_interval = 0.2  # no notifications: other processes' changes are found by polling
@@ -176,7 +177,7 @@ class SQLiteStore(SQLiteSupervision):
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             cur = conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(16))})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(17))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 (*run_values(run),),
             )
@@ -396,7 +397,7 @@ class SQLiteStore(SQLiteSupervision):
             ):
                 return False
             conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(16))})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(17))})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 run_values(child),
             )
