@@ -1,10 +1,12 @@
-"""Governance: policies, the gate that decides every tool call, and tool argument schemas.
+"""Governance: policies, the gate that decides every tool call, tool argument schemas, and
+data rules (what may reach which model provider).
 
 Everything here is pure (no database, no engine): the engine journals and audits what the
 gate decides.
 """
 
 from legato.governance.arguments import InvalidArguments, json_schema_for, validate_args
+from legato.governance.data_rules import DATA_CLASSES, DataOutcome, DataRules
 from legato.governance.gate import (
     ACTIONS,
     AUTONOMY_MAX_RISK,
@@ -35,11 +37,14 @@ from legato.governance.policy import (
 __all__ = [
     "ACTIONS",
     "AUTONOMY_MAX_RISK",
+    "DATA_CLASSES",
     "DEFAULT_LEVEL",
     "OPS",
     "RISKS",
     "Action",
     "Condition",
+    "DataOutcome",
+    "DataRules",
     "GateDecision",
     "Intent",
     "InvalidArguments",

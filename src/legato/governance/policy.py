@@ -1,9 +1,33 @@
 """A policy: the intent of a workflow and the boundaries its tool calls must respect.
 
 A policy is plain data (or Python callables when built in code): tools with risk overrides and
-ordered rules on their arguments, throttles, initial autonomy per actor and defaults per risk.
+ordered rules on their arguments, throttles, initial autonomy per actor, defaults per risk,
+and data rules that say which kinds of data may reach which model provider.
 Conditions are evaluated structurally, never with ``eval``: a policy file cannot run code.
 Load one from YAML with :meth:`Policy.from_file`; errors name the file, line and field.
+
+The sections of a policy file, each optional::
+
+    intent: {goal: ..., success_criteria: [...], constraints: [...]}
+    tools:
+      send_email:
+        risk: high
+        rules:
+          - {when: [{arg: to, op: endswith, value: "@rival.io"}], effect: deny, reason: ...}
+    throttles:
+      - {tool: send_email, actor: outreach-agent, limit: 20, per: 1h}
+    autonomy: {outreach-agent: 2}
+    default_autonomy: 1
+    defaults:
+      high: {approval_timeout: 4h, on_timeout: reject, assignees: [hiring-managers]}
+    data:                                 # see legato.governance.data_rules
+      patterns:                           # custom classes: name -> regular expression
+        employee_id: '\\bE\\d{6}\\b'         # single quotes keep the backslashes
+      redact: [email, phone, employee_id] # replaced by [EMAIL] ... for external providers
+      forbid: [credit_card, api_key]      # the call is blocked, whatever the provider
+      forbid_external: [us_ssn]           # blocked only when the provider is external
+
+Built-in data classes: email, phone, us_ssn, credit_card, iban, ip_address, api_key.
 """
 
 from __future__ import annotations
@@ -32,6 +56,7 @@ from pydantic import (
 )
 
 from legato.errors import LegatoError
+from legato.governance.data_rules import DataRules
 
 Risk = Literal["low", "medium", "high", "critical"]
 RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
@@ -393,6 +418,8 @@ class Policy(_Model):
     autonomy: dict[str, AutonomyLevel] = Field(default_factory=dict)
     default_autonomy: AutonomyLevel = 1
     defaults: dict[Risk, RiskDefaults] = Field(default_factory=dict)
+    #: what may reach which model provider: classes redacted or forbidden
+    data: DataRules = Field(default_factory=DataRules)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> Policy:

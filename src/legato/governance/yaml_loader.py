@@ -171,12 +171,23 @@ def _message(detail: ErrorDetails, loc: Loc, root: type[Any]) -> str:
         return _unknown_field(loc, root)
     if kind == "missing":
         return "required field missing"
+    if kind == "model_type" and (model := _model_at(root, loc)) is not None:
+        got = f"{value!r}" if isinstance(value, str | int | float | bool) else _kind_of(value)
+        return f"should be a mapping with keys such as {', '.join(model.model_fields)}, got {got}"
     if kind in ("value_error", "assertion_error") and "error" in ctx:
         return str(ctx["error"])
     message = detail["msg"].replace("Input should be", "should be", 1)
     if isinstance(value, str | int | float | bool) or value is None:
         message += f", got {value!r}"
     return message
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _unknown_field(loc: Loc, root: type[Any]) -> str:
