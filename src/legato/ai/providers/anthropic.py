@@ -1,0 +1,253 @@
+"""Anthropic's Messages protocol, through the official ``anthropic`` SDK.
+
+The SDK is imported when the first request builds the client, and its own retries are off.
+This protocol has no native structured output: an ``OutputSpec`` becomes a tool the model
+must call (modes ``native`` and ``tool``) or instructions in the system prompt (``prompted``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
+from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
+from legato.ai.providers import output_instruction, read_answer, send_request, status_kind
+from legato.ai.usage import Usage
+from legato.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message as AnthropicMessage
+    from anthropic.types import Usage as AnthropicUsage
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicModel"]
+
+#: this protocol requires ``max_tokens``; used when the request leaves it open
+DEFAULT_MAX_TOKENS = 1024
+
+#: ``error.type`` of an error event inside a stream (whose HTTP status was 200)
+_EVENT_KINDS: dict[str, ErrorKind] = {
+    "rate_limit_error": "rate_limit",
+    "overloaded_error": "server",
+    "api_error": "server",
+    "timeout_error": "timeout",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "invalid_request_error": "bad_request",
+    "request_too_large": "bad_request",
+}
+
+
+class AnthropicModel(Model):
+    """A model behind Anthropic's Messages API (or an endpoint speaking it)."""
+
+    def __init__(
+        self, provider: ProviderSettings, name: str, capabilities: Capabilities | None = None
+    ) -> None:
+        super().__init__(provider, name, capabilities or Capabilities(native_output=False))
+        self._client: AsyncAnthropic | None = None
+
+    async def request(
+        self, request: ModelRequest, *, timeout: float | None = None
+    ) -> ModelResponse:
+        client = self._connect()
+        params = self._params(request)
+        if timeout is not None:
+            params["timeout"] = timeout
+        if request.stream:
+            message = await send_request(lambda: _streamed(client, params), self._failure)
+        else:
+            message = await send_request(lambda: client.messages.create(**params), self._failure)
+        return read_answer(self._response, message, deployment=self.id)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    # -- client ---------------------------------------------------------------------------
+
+    def _connect(self) -> AsyncAnthropic:
+        if self._client is None:
+            try:
+                import anthropic
+            except ImportError:
+                raise ConfigurationError(
+                    f"provider {self.provider.name!r} speaks the anthropic protocol, which "
+                    "needs the anthropic SDK: pip install 'legato[anthropic]'"
+                ) from None
+            key = self.provider.key() or ""  # key() raises when there is none
+            # The SDK sends the key as a bearer token; Anthropic's API and many servers
+            # speaking its protocol read it from x-api-key.
+            headers = {"x-api-key": key, **dict(self.provider.headers)}
+            self._client = anthropic.AsyncAnthropic(
+                api_key=key,
+                base_url=self.provider.base_url,
+                timeout=self.provider.timeout,
+                max_retries=0,
+                default_headers=headers,
+            )
+        return self._client
+
+    # -- request --------------------------------------------------------------------------
+
+    def _params(self, request: ModelRequest) -> dict[str, Any]:
+        system_parts, turns = _turns(request.messages)
+        if request.system:
+            system_parts.insert(0, request.system)
+        tools = [_tool(t.name, t.description, t.parameters) for t in request.tools]
+        params: dict[str, Any] = {
+            "model": self.name,
+            "max_tokens": (
+                DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens
+            ),
+            "messages": turns,
+        }
+        output = request.output
+        if output is not None:
+            if output.mode == "prompted":
+                system_parts.append(output_instruction(output))
+            else:  # "tool", and "native", which this protocol does not have
+                description = str(output.schema_.get("description") or f"Give {output.name}.")
+                tools.append(_tool(output.name, description, output.schema_))
+                params["tool_choice"] = {"type": "tool", "name": output.name}
+        if system_parts:
+            params["system"] = "\n\n".join(system_parts)
+        if tools:
+            params["tools"] = tools
+        if request.temperature is not None:
+            # not a parameter of this SDK's messages.create (2.x): sent as is, for the server
+            params["extra_body"] = {"temperature": request.temperature}
+        return params
+
+    # -- answer ---------------------------------------------------------------------------
+
+    def _response(self, message: AnthropicMessage) -> ModelResponse:
+        import anthropic.types
+
+        if not isinstance(message, anthropic.types.Message):
+            raise self._bad(f"the answer is not a message: {str(message)[:200]!r}")
+        if not isinstance(message.content, list):
+            raise self._bad("the answer holds no content")
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        for block in message.content:
+            if isinstance(block, anthropic.types.TextBlock):
+                text.append(block.text or "")
+            elif isinstance(block, anthropic.types.ToolUseBlock):
+                arguments = block.input
+                if not isinstance(arguments, dict):
+                    raise self._bad(f"input of the call to tool {block.name!r} is not an object")
+                calls.append(ToolCall(id=block.id or "", name=block.name, arguments=arguments))
+        return ModelResponse(
+            text="".join(text),
+            tool_calls=tuple(calls),
+            usage=_usage(message.usage),
+            model=message.model,
+            finish_reason=message.stop_reason,
+        )
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _bad(self, message: str) -> ModelError:
+        return ModelError("bad_response", message, deployment=self.id)
+
+    def _failure(self, exc: Exception) -> ModelError:
+        import anthropic
+
+        if isinstance(exc, anthropic.APITimeoutError):
+            return ModelError("timeout", "request timed out", deployment=self.id)
+        if isinstance(exc, anthropic.APIConnectionError):
+            cause = exc.__cause__
+            reason = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
+            return ModelError("connection", reason, deployment=self.id)
+        if isinstance(exc, anthropic.APIStatusError):
+            status = exc.status_code
+            if status >= 400:
+                kind = status_kind(status)
+            else:  # an error event in a stream that began well
+                kind = _EVENT_KINDS.get(str(exc.type or ""), "server")
+            return ModelError(kind, exc.message, deployment=self.id, status=status)
+        if isinstance(exc, anthropic.APIResponseValidationError):
+            return ModelError(
+                "bad_response", exc.message, deployment=self.id, status=exc.status_code
+            )
+        if isinstance(exc, anthropic.APIError):
+            return ModelError("server", exc.message, deployment=self.id)
+        if isinstance(exc, ValueError):  # a body that is not JSON (or not the JSON promised)
+            return self._bad(f"{type(exc).__name__}: {exc}"[:500])
+        return ModelError(
+            "bad_request",
+            f"the anthropic SDK refused the request: {type(exc).__name__}: {exc}"[:500],
+            deployment=self.id,
+        )
+
+
+async def _streamed(client: AsyncAnthropic, params: dict[str, Any]) -> AnthropicMessage:
+    """The message a streamed answer adds up to (text, tool input JSON, usage)."""
+    async with client.messages.stream(**params) as stream:
+        return await stream.get_final_message()
+
+
+def _usage(usage: AnthropicUsage | None) -> Usage:
+    if usage is None:
+        return Usage(requests=1)
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return Usage(
+        input_tokens=(usage.input_tokens or 0) + read + written,
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+        output_tokens=usage.output_tokens or 0,
+        requests=1,
+        raw=usage.model_dump(mode="json", exclude_unset=True),
+    )
+
+
+def _tool(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "input_schema": parameters}
+    if description:
+        spec["description"] = description
+    return spec
+
+
+def _turns(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any]]]:
+    """System texts, and the conversation as this protocol's turns.
+
+    Tool results travel in user turns; consecutive results share one turn.
+    """
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)
+        elif message.role == "tool":
+            block = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id or "",
+                "content": message.content,
+            }
+            last = turns[-1] if turns else None
+            if last is not None and last["role"] == "user" and _all_results(last["content"]):
+                last["content"].append(block)
+            else:
+                turns.append({"role": "user", "content": [block]})
+        elif message.role == "assistant" and message.tool_calls:
+            blocks: list[dict[str, Any]] = []
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
+            blocks.extend(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in message.tool_calls
+            )
+            turns.append({"role": "assistant", "content": blocks})
+        else:
+            turns.append({"role": message.role, "content": message.content})
+    return system, turns
+
+
+def _all_results(content: object) -> bool:
+    return isinstance(content, list) and all(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )

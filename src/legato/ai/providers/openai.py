@@ -1,0 +1,323 @@
+"""OpenAI's Chat Completions protocol, through the official ``openai`` SDK.
+
+Serves OpenAI itself and every endpoint that speaks the same protocol (vLLM, Ollama,
+llama.cpp server, LM Studio): point ``base_url`` at it. The SDK is imported when the first
+request builds the client, and its own retries are off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from legato.ai.messages import (
+    EmbeddingResponse,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+)
+from legato.ai.model import Capabilities, Model, ModelError, ProviderSettings
+from legato.ai.providers import (
+    json_arguments,
+    output_instruction,
+    read_answer,
+    send_request,
+    status_kind,
+)
+from legato.ai.usage import Usage
+from legato.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types import CompletionUsage, CreateEmbeddingResponse
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+__all__ = ["OpenAIModel"]
+
+
+class OpenAIModel(Model):
+    """A model behind an OpenAI-compatible Chat Completions endpoint."""
+
+    def __init__(
+        self, provider: ProviderSettings, name: str, capabilities: Capabilities | None = None
+    ) -> None:
+        super().__init__(provider, name, capabilities)
+        self._client: AsyncOpenAI | None = None
+
+    async def request(
+        self, request: ModelRequest, *, timeout: float | None = None
+    ) -> ModelResponse:
+        client = self._connect()
+        params = self._params(request)
+        if timeout is not None:
+            params["timeout"] = timeout
+        if request.stream:
+            chunks = await send_request(lambda: _collect(client, params), self._failure)
+            return read_answer(self._merged, chunks, deployment=self.id)
+        completion = await send_request(
+            lambda: client.chat.completions.create(**params), self._failure
+        )
+        return read_answer(self._response, completion, deployment=self.id)
+
+    async def embed(self, texts: Sequence[str]) -> EmbeddingResponse:
+        client = self._connect()
+        answer = await send_request(
+            lambda: client.embeddings.create(model=self.name, input=list(texts)), self._failure
+        )
+        return read_answer(lambda a: self._embeddings(a, len(texts)), answer, deployment=self.id)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    # -- client ---------------------------------------------------------------------------
+
+    def _connect(self) -> AsyncOpenAI:
+        if self._client is None:
+            try:
+                import openai
+            except ImportError:
+                raise ConfigurationError(
+                    f"provider {self.provider.name!r} speaks the openai protocol, which needs "
+                    "the openai SDK: pip install 'legato[openai]'"
+                ) from None
+            self._client = openai.AsyncOpenAI(
+                api_key=self.provider.key(),
+                base_url=self.provider.base_url,
+                timeout=self.provider.timeout,
+                max_retries=0,
+                default_headers=dict(self.provider.headers) or None,
+            )
+        return self._client
+
+    # -- request --------------------------------------------------------------------------
+
+    def _params(self, request: ModelRequest) -> dict[str, Any]:
+        system = request.system
+        tools = [_function(t.name, t.description, t.parameters) for t in request.tools]
+        params: dict[str, Any] = {"model": self.name}
+        output = request.output
+        if output is not None:
+            if output.mode == "native":
+                params["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": output.name, "schema": output.schema_},
+                }
+            elif output.mode == "tool":
+                description = str(output.schema_.get("description") or f"Give {output.name}.")
+                tools.append(_function(output.name, description, output.schema_))
+                params["tool_choice"] = {"type": "function", "function": {"name": output.name}}
+            else:
+                instruction = output_instruction(output)
+                system = f"{system}\n\n{instruction}" if system else instruction
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.extend(_message(m) for m in request.messages)
+        params["messages"] = messages
+        if tools:
+            params["tools"] = tools
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
+        if request.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        return params
+
+    # -- answer ---------------------------------------------------------------------------
+
+    def _response(self, completion: ChatCompletion) -> ModelResponse:
+        import openai.types.chat
+
+        if not isinstance(completion, openai.types.chat.ChatCompletion):
+            raise self._bad(f"the answer is not a chat completion: {str(completion)[:200]!r}")
+        choices = completion.choices
+        if not isinstance(choices, list) or not choices or choices[0].message is None:
+            raise self._bad("the answer holds no choices")
+        choice = choices[0]
+        message = choice.message
+        calls: list[ToolCall] = []
+        for call in message.tool_calls or ():
+            function = getattr(call, "function", None)
+            if function is None or not function.name:
+                raise self._bad(f"a tool call without a function: {call!r}"[:300])
+            arguments = json_arguments(function.arguments, tool=function.name, deployment=self.id)
+            calls.append(ToolCall(id=call.id or "", name=function.name, arguments=arguments))
+        return ModelResponse(
+            text=message.content or "",
+            tool_calls=tuple(calls),
+            usage=_usage(completion.usage),
+            model=completion.model,
+            finish_reason=choice.finish_reason,
+        )
+
+    def _merged(self, chunks: list[ChatCompletionChunk]) -> ModelResponse:
+        import openai.types.chat
+
+        if not chunks:
+            raise self._bad("the stream ended before its first chunk")
+        merged = _Merged()
+        for chunk in chunks:
+            if not isinstance(chunk, openai.types.chat.ChatCompletionChunk):
+                raise self._bad(f"a stream chunk is not a chat chunk: {str(chunk)[:200]!r}")
+            merged.add(chunk)
+        calls = tuple(
+            ToolCall(
+                id=call.id,
+                name=call.name,
+                arguments=json_arguments(call.arguments, tool=call.name, deployment=self.id),
+            )
+            for _, call in sorted(merged.calls.items())
+        )
+        return ModelResponse(
+            text="".join(merged.text),
+            tool_calls=calls,
+            usage=_usage(merged.usage),
+            model=merged.model,
+            finish_reason=merged.finish_reason,
+        )
+
+    def _embeddings(self, answer: CreateEmbeddingResponse, count: int) -> EmbeddingResponse:
+        data = answer.data
+        if not isinstance(data, list) or len(data) != count:
+            raise self._bad(f"asked for {count} embeddings, the answer does not hold them")
+        ordered = sorted(data, key=lambda item: item.index)
+        usage = answer.usage
+        return EmbeddingResponse(
+            vectors=tuple(tuple(float(x) for x in item.embedding) for item in ordered),
+            usage=Usage(
+                input_tokens=(usage.prompt_tokens or 0) if usage else 0,
+                requests=1,
+                raw=usage.model_dump(mode="json", exclude_unset=True) if usage else None,
+            ),
+            model=answer.model,
+        )
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _bad(self, message: str) -> ModelError:
+        return ModelError("bad_response", message, deployment=self.id)
+
+    def _failure(self, exc: Exception) -> ModelError:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError("timeout", str(exc), deployment=self.id)
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelError("connection", _reason(exc), deployment=self.id)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            return ModelError(status_kind(status), exc.message, deployment=self.id, status=status)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return ModelError(
+                "bad_response", exc.message, deployment=self.id, status=exc.status_code
+            )
+        if isinstance(exc, openai.APIError):  # an error event inside a stream
+            return ModelError("server", exc.message, deployment=self.id)
+        if isinstance(exc, ValueError):  # a body that is not JSON (or not the JSON promised)
+            return self._bad(f"{type(exc).__name__}: {exc}"[:500])
+        return ModelError(
+            "bad_request",
+            f"the openai SDK refused the request: {type(exc).__name__}: {exc}"[:500],
+            deployment=self.id,
+        )
+
+
+async def _collect(client: AsyncOpenAI, params: dict[str, Any]) -> list[ChatCompletionChunk]:
+    chunks: list[ChatCompletionChunk] = []
+    stream = await client.chat.completions.create(**params)
+    async with stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+    return chunks
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage(requests=1)
+    prompt_details = usage.prompt_tokens_details
+    completion_details = usage.completion_tokens_details
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        cached_input_tokens=(prompt_details.cached_tokens or 0) if prompt_details else 0,
+        output_tokens=usage.completion_tokens or 0,
+        reasoning_tokens=((completion_details.reasoning_tokens or 0) if completion_details else 0),
+        requests=1,
+        raw=usage.model_dump(mode="json", exclude_unset=True),
+    )
+
+
+@dataclass
+class _Call:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class _Merged:
+    """A streamed answer, put back together chunk by chunk."""
+
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, _Call] = field(default_factory=dict)
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: CompletionUsage | None = None
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices or ():
+            if choice.index != 0:
+                continue
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            if delta.content:
+                self.text.append(delta.content)
+            for part in delta.tool_calls or ():
+                call = self.calls.setdefault(part.index, _Call())
+                call.id = part.id or call.id
+                if part.function is not None:
+                    call.name = part.function.name or call.name
+                    call.arguments += part.function.arguments or ""
+
+
+def _function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "parameters": parameters}
+    if description:
+        spec["description"] = description
+    return {"type": "function", "function": spec}
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.role == "tool":
+        out["tool_call_id"] = message.tool_call_id or ""
+        return out
+    if message.name:
+        out["name"] = message.name
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+            }
+            for call in message.tool_calls
+        ]
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    """The SDK's message and, when it wraps one, the transport error underneath."""
+    cause = exc.__cause__
+    return f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
