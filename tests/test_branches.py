@@ -73,3 +73,42 @@ def test_parallel_event_waits_then_classification(make_app: Callable[..., legato
     assert handle.result() == {"c1": "no", "c2": "yes", "c3": "yes"}
     branches = {e.name: e for e in handle.timeline().entries if e.kind == "event"}
     assert set(branches) == {"reply:c1", "reply:c2", "reply:c3"}
+
+
+def test_tasks_in_a_fresh_context_take_no_branch_number(
+    make_app: Callable[..., legato.App],
+) -> None:
+    """The store's own write tasks (PostgreSQL's journal batch) run on the first execution
+    only and start in a fresh, empty context: they must not take branch numbers, or the
+    gather's branches are renumbered on replay (found on PostgreSQL: an empty Context is
+    falsy, so the task factory numbered it)."""
+    import contextvars
+
+    app = make_app()
+    calls: list[str] = []
+
+    async def background() -> None:
+        return None
+
+    @app.step
+    async def one(name: str) -> str:
+        calls.append(name)
+        return name.upper()
+
+    async def twice(name: str) -> str:
+        return await one(await one(name))
+
+    @app.workflow
+    async def flow(ctx: legato.Context) -> list[str]:
+        if not ctx.is_replaying:  # like a store write: first execution only, fresh context
+            await asyncio.get_running_loop().create_task(
+                background(), context=contextvars.Context()
+            )
+        rest = await asyncio.gather(twice("a"), twice("b"))  # steps inside the branches
+        await ctx.sleep(timedelta(days=1))  # unload: the rest is replay
+        return list(rest)
+
+    handle = app.start(flow, run_id="s")
+    app.run_until_idle()
+    assert handle.result() == ["A", "B"]
+    assert sorted(calls) == ["A", "B", "a", "b"]  # each step once: replay used the journal

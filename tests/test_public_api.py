@@ -9,6 +9,20 @@ def test_exported_members() -> None:
     assert set(legato.__all__) == {
         "NO_RETRY",
         "ActionDenied",
+        "Agent",
+        "AgentResult",
+        "Budget",
+        "BudgetExceeded",
+        "Budgets",
+        "DataBlocked",
+        "EmbedResult",
+        "LLMResult",
+        "Message",
+        "ModelError",
+        "ModelUnavailable",
+        "OutputValidationError",
+        "ToolCall",
+        "ToolSpec",
         "Approval",
         "ApprovalConflict",
         "ApprovalTimeout",
@@ -56,5 +70,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
     }
-    assert len(codes) == 20
+    assert len(codes) == 25
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

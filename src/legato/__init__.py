@@ -3,6 +3,18 @@
 This module is the public API; everything else may change between versions.
 """
 
+from legato.agents import Agent, AgentResult
+from legato.ai.config import Budget, Budgets
+from legato.ai.messages import Message, ToolCall, ToolSpec
+from legato.ai.model import ModelError
+from legato.ai.results import (
+    BudgetExceeded,
+    DataBlocked,
+    EmbedResult,
+    LLMResult,
+    ModelUnavailable,
+    OutputValidationError,
+)
 from legato.app import App
 from legato.clock import Clock, SystemClock
 from legato.context import Context
@@ -37,20 +49,32 @@ from legato.serde import PayloadTooLarge
 __version__ = "0.1.0"
 
 __all__ = [
-    "NO_RETRY",
     "ActionDenied",
+    "Agent",
+    "AgentResult",
     "App",
     "Approval",
     "ApprovalConflict",
     "ApprovalTimeout",
+    "Budget",
+    "BudgetExceeded",
+    "Budgets",
     "ChildFailed",
     "Clock",
     "ConfigurationError",
     "Context",
+    "DataBlocked",
     "Decision",
+    "EmbedResult",
     "EventTimeout",
+    "LLMResult",
     "LegatoError",
+    "Message",
+    "ModelError",
+    "ModelUnavailable",
+    "NO_RETRY",
     "NondeterminismError",
+    "OutputValidationError",
     "PayloadTooLarge",
     "Policy",
     "PolicyError",
@@ -67,6 +91,8 @@ __all__ = [
     "StoreError",
     "SystemClock",
     "Tool",
+    "ToolCall",
+    "ToolSpec",
     "UnknownApproval",
     "UnknownRun",
     "UnknownWorkflow",

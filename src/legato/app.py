@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
+from legato.ai.config import AIConfig, load_config
+from legato.ai.registry import Models
 from legato.clock import Clock, SystemClock
 from legato.context import Context
 from legato.control import Autonomy
@@ -39,6 +41,7 @@ from legato.portal import Portal
 from legato.retry import NO_RETRY, RetryPolicy
 from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
+from legato.store.usage import UsageTotals
 from legato.worker import Worker
 
 P = ParamSpec("P")
@@ -73,9 +76,22 @@ class App:
     """A legato application: workflows, steps and the database that makes them durable.
 
     The database comes from ``database_url``, else ``LEGATO_DATABASE_URL``, else
-    ``sqlite:///./legato.db``. ``durability="full"`` makes SQLite fsync every commit, so
-    journals survive power loss as well as process crashes. ``payload_limit`` (bytes, or None
-    for none) bounds every stored input, result and event payload.
+    ``sqlite:///./legato.db``. ``durability`` says what a crash may cost, the same on both
+    backends:
+
+    - ``"normal"`` (the default): a crash of a process loses nothing. A crash of the machine
+      that holds the database (power loss, OS crash, on PostgreSQL also a server crash or a
+      failover) may lose the last journal writes, never a commit made after them: those steps
+      run again when the run resumes, as after a worker's SIGKILL. SQLite runs in WAL mode with
+      ``synchronous=NORMAL``; on PostgreSQL the journal's own connection commits step results
+      with ``synchronous_commit=off``, and every other write (run creation, events, approvals,
+      decisions, parks, finishes) commits as the server is configured (``on`` by default).
+    - ``"full"``: every commit waits for its flush to disk (SQLite ``synchronous=FULL``,
+      PostgreSQL ``synchronous_commit=on`` on all of legato's connections), so journals also
+      survive power loss, at the cost of one disk flush per step.
+
+    ``payload_limit`` (bytes, or None for none) bounds every stored input, result and event
+    payload.
     """
 
     def __init__(
@@ -87,6 +103,7 @@ class App:
         clock: Clock | None = None,
         payload_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         policy: Policy | str | os.PathLike[str] | None = None,
+        config: AIConfig | str | os.PathLike[str] | None = None,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ConfigurationError(f"durability must be 'normal' or 'full', got {durability!r}")
@@ -103,6 +120,10 @@ class App:
             policy = Policy.from_file(policy)
         #: the intent, boundaries and rules every tool call is checked against (None: defaults)
         self.policy: Policy | None = policy
+        if not isinstance(config, AIConfig):
+            config = load_config(config)
+        #: deployments and aliases for ctx.llm / ctx.embed (legato.toml, or add them here)
+        self.models = Models(config)
         self.tools: dict[str, ToolDef] = {}
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
@@ -338,12 +359,16 @@ class App:
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
-        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
+        """Start a run; with an existing ``run_id`` return that run instead (idempotent).
+
+        ``tenant`` names who the run works for (budgets per tenant per day count by it).
+        """
         definition = self._definition(workflow)
         ops = (await self._rt()).ops
-        run, created = await ops.start(definition, args, kwargs, run_id)
+        run, created = await ops.start(definition, args, kwargs, run_id, tenant=tenant)
         if created:
             self._notify_workers()
         return RunHandle(self, run.run_id, definition)
@@ -353,10 +378,11 @@ class App:
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
-        return self._sync(self.start_async(workflow, *args, run_id=run_id, **kwargs))
+        return self._sync(self.start_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs))
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run (not checked until used)."""
@@ -367,10 +393,11 @@ class App:
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> R:
         """Start a run and drive it to its end in this process; return its result."""
-        handle = await self.start_async(workflow, *args, run_id=run_id, **kwargs)
+        handle = await self.start_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs)
 
         async def finished() -> bool:
             return (await handle.status_async()) in ("completed", "failed", "cancelled")
@@ -384,10 +411,11 @@ class App:
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
+        tenant: str | None = None,
         **kwargs: Any,
     ) -> R:
         """Start a run and drive it to its end in this process; return its result."""
-        return self._sync(self.run_async(workflow, *args, run_id=run_id, **kwargs))
+        return self._sync(self.run_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs))
 
     async def send_event_async(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver an event to a run; it is buffered until the run waits for it."""
@@ -438,6 +466,7 @@ class App:
             concurrency=concurrency,
             payload_limit=self.payload_limit,
             policy=self.policy,
+            models=self.models,
             **options,
         )
         runtime.workers.add(worker)
@@ -489,11 +518,27 @@ class App:
         return self._sync(self.run_until_idle_async(skip=skip, concurrency=concurrency))
 
     # -- closing ------------------------------------------------------------------------
+    async def costs_async(
+        self, *, by: str = "workflow", since: timedelta | None = None,
+        workflow: str | None = None,
+    ) -> list[tuple[str, UsageTotals]]:  # fmt: skip
+        """Model usage and cost grouped ``by`` workflow, model, day, tenant or run."""
+        ops = await self.ops_async()
+        return await ops.costs(by=by, since=since, workflow=workflow, now=self.clock.now())
+
+    def costs(
+        self, *, by: str = "workflow", since: timedelta | None = None,
+        workflow: str | None = None,
+    ) -> list[tuple[str, UsageTotals]]:  # fmt: skip
+        """Model usage and cost grouped ``by`` workflow, model, day, tenant or run."""
+        return self._sync(self.costs_async(by=by, since=since, workflow=workflow))
+
     async def close_async(self) -> None:
         """Close the database connection of the running loop."""
         runtime = self._runtimes.pop(asyncio.get_running_loop(), None)
         if runtime is not None:
             await runtime.store.close()
+        await self.models.aclose()
 
     def close(self) -> None:
         """Close every connection and the background loop."""

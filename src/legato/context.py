@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
+from legato.ai.calls import CallSpec
+from legato.ai.messages import Message, ToolSpec, as_messages
+from legato.ai.results import EmbedResult, LLMResult
 from legato.engine.definitions import ToolDef
 from legato.errors import ConfigurationError
 from legato.hitl import Decision
@@ -24,6 +27,20 @@ def _seconds(value: timedelta | float | int, what: str) -> float:
     if seconds < 0:
         raise ConfigurationError(f"{what} must not be negative, got {value!r}")
     return seconds
+
+
+def tool_spec(tool: Callable[..., Any] | ToolSpec) -> ToolSpec:
+    """What a model is told about a tool: a ToolSpec, or one made from an @app.tool."""
+    if isinstance(tool, ToolSpec):
+        return tool
+    definition = getattr(tool, "definition", None)
+    if not isinstance(definition, ToolDef):
+        raise ConfigurationError(
+            f"tools must be functions decorated with @app.tool or ToolSpecs, got {tool!r}"
+        )
+    return ToolSpec(
+        name=definition.name, description=definition.description, parameters=definition.schema
+    )
 
 
 class Context:
@@ -137,6 +154,90 @@ class Context:
         """Start a child workflow run and wait for its result (it may run on any worker)."""
         result: R = await self._execution.child(workflow, args, kwargs)
         return result
+
+    @overload
+    async def llm(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str = "fast",
+        output: None = None,
+        tools: Sequence[Callable[..., Any] | ToolSpec] | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
+        cache: bool | None = None,
+        timeout: timedelta | float | None = None,
+        evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+    ) -> LLMResult[Any]: ...
+
+    @overload
+    async def llm(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str = "fast",
+        output: type[T],
+        tools: Sequence[Callable[..., Any] | ToolSpec] | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
+        cache: bool | None = None,
+        timeout: timedelta | float | None = None,
+        evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+    ) -> LLMResult[T]: ...
+
+    async def llm(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, Any]],
+        *,
+        model: str = "fast",
+        output: Any = None,
+        tools: Sequence[Callable[..., Any] | ToolSpec] | None = None,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
+        cache: bool | None = None,
+        timeout: timedelta | float | None = None,
+        evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+    ) -> LLMResult[Any]:
+        """Call a model: ``model`` is an alias (``fast``, ``strong``, ...) or
+        ``provider:model``. Journaled: replay returns the recorded result and pays nothing.
+
+        With ``output`` (a pydantic model or any type pydantic validates) the answer is
+        validated into ``result.output``; invalid answers are sent back for repair a bounded
+        number of times, then :class:`legato.OutputValidationError`. ``tools`` are offered to
+        the model; the calls it asks for come back in ``result.tool_calls`` (not run: an
+        :class:`legato.Agent` runs them through the policy gate). Budgets are checked before
+        every request; a breach fails (:class:`legato.BudgetExceeded`), downgrades, or parks
+        the run on an approval to raise the limit, as configured. ``evaluator`` (cascade
+        strategy) rejects an answer to escalate to the next candidate.
+        """
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be at least 1, got {max_tokens}")
+        spec = CallSpec(
+            model=model,
+            messages=as_messages(prompt),
+            system=system,
+            tools=tuple(tool_spec(t) for t in tools or ()),
+            output=output,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            stream=stream,
+            timeout=None if timeout is None else _seconds(timeout, "timeout"),
+            evaluator=evaluator,
+        )
+        return await self._execution.llm(spec, cache)
+
+    async def embed(self, texts: str | Sequence[str], *, model: str = "embed") -> EmbedResult:
+        """Embedding vectors for ``texts`` (journaled like ``llm``)."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items or not all(isinstance(t, str) for t in items):
+            raise ConfigurationError("ctx.embed() needs a string or a non-empty list of strings")
+        return await self._execution.embed(items, model)
 
     def now(self) -> datetime:
         """The current time, recorded on first execution and replayed after."""

@@ -78,13 +78,22 @@ class StepFailed(LegatoError):
 
     code = "step_failed"
 
-    def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
+    def __init__(
+        self,
+        step: str,
+        error_type: str,
+        message: str,
+        attempts: int,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         plural = "attempt" if attempts == 1 else "attempts"
         super().__init__(f"step {step!r} failed after {attempts} {plural}: {error_type}: {message}")
         self.step = step
         self.error_type = error_type
         self.message = message
         self.attempts = attempts
+        #: structured facts the original error carried (legato's own errors), JSON only
+        self.details = details
 
 
 class ChildFailed(LegatoError):

@@ -16,6 +16,7 @@ from legato import serde
 from legato.audit import AuditOps
 from legato.clock import Clock
 from legato.control import ControlOps
+from legato.costs import CostOps
 from legato.engine.definitions import WorkflowDef
 from legato.errors import ConfigurationError, RunConflict, UnknownRun
 from legato.hitl import ApprovalOps
@@ -43,7 +44,7 @@ class Timeline:
     entries: list[TimelineEntry]
 
 
-class Operations(ApprovalOps, AuditOps, ControlOps):
+class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
     """What front ends may do: runs here; approvals (hitl) and the audit log (audit) mixed in."""
 
     def __init__(
@@ -59,6 +60,8 @@ class Operations(ApprovalOps, AuditOps, ControlOps):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         run_id: str | None = None,
+        *,
+        tenant: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (or return the existing one with that id); True when created."""
         if run_id is None:
@@ -81,6 +84,7 @@ class Operations(ApprovalOps, AuditOps, ControlOps):
                 wake_at=now,
                 created_at=now,
                 updated_at=now,
+                tenant=tenant,
             )
         )
         if not created and run.workflow != workflow.name:

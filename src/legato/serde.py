@@ -131,6 +131,14 @@ def error_json(error: BaseException, *, with_traceback: bool = True) -> dict[str
     code = getattr(error, "code", None)
     if isinstance(code, str):
         out["code"] = code
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details:
+        try:  # only what JSON can hold crosses the journal
+            json.dumps(details)
+        except (TypeError, ValueError):
+            pass
+        else:
+            out["details"] = details
     if with_traceback:
         try:
             out["traceback"] = "".join(tb.format_exception(error))

@@ -24,6 +24,7 @@ from legato.engine.execution import Execution, Outcome
 from legato.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
+    from legato.ai.registry import Models
     from legato.governance import Policy
 from legato.store.base import Entry, RunRecord, Store, Wait, WorkerRecord
 
@@ -72,6 +73,7 @@ class Worker:
         grace: float = 10.0,
         payload_limit: int | None = None,
         policy: Policy | None = None,
+        models: Models | None = None,
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -90,6 +92,7 @@ class Worker:
         self.grace = grace
         self.payload_limit = payload_limit
         self.policy = policy
+        self.models = models
         self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
         self._paused_checked = -1.0
         self.hostname = host_identity()
@@ -239,6 +242,7 @@ class Worker:
                 payload_limit=self.payload_limit,
                 policy=self.policy,
                 paused=lambda: run.workflow in self.paused,
+                models=self.models,
             )
             self.executions[run.run_id] = execution
             outcome = await execution.drive()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from legato import serde
 from legato.clock import Clock
 from legato.engine.definitions import StepDef, WorkflowDef
+from legato.engine.model_calls import ModelCalls
 from legato.engine.supervision import Supervision
 from legato.engine.waits import Parkable, bound, failed_seq, forever, iso
 from legato.errors import (
@@ -54,6 +55,7 @@ from legato.store.base import (
 )
 
 if TYPE_CHECKING:
+    from legato.ai.registry import Models
     from legato.governance import Policy
 
 log = logging.getLogger("legato.engine")
@@ -102,7 +104,7 @@ def current_step() -> StepInfo:
     return info
 
 
-class Execution(Supervision):
+class Execution(Supervision, ModelCalls):
     """Drives one run of a workflow, from its journal, until it ends or parks."""
 
     def __init__(
@@ -119,8 +121,10 @@ class Execution(Supervision):
         payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT,
         policy: Policy | None = None,
         paused: Callable[[], bool] = lambda: False,
+        models: Models | None = None,
     ) -> None:
         self.store = store
+        self.models = models
         self.clock = clock
         self.run = run
         self.run_id = run.run_id
@@ -409,13 +413,14 @@ class Execution(Supervision):
             except SerializationError as exc:
                 await self._record_failure(seq, kind, step.name, exc, attempt, started)
                 raise bound(
-                    StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
+                    StepFailed(step.name, type(exc).__name__, str(exc), attempt, _details(exc)), seq
                 ) from exc
             except Exception as exc:
                 if not policy.is_retryable(exc) or attempt >= policy.max_attempts:
                     await self._record_failure(seq, kind, step.name, exc, attempt, started)
                     raise bound(
-                        StepFailed(step.name, type(exc).__name__, str(exc), attempt), seq
+                        StepFailed(step.name, type(exc).__name__, str(exc), attempt, _details(exc)),
+                        seq,
                     ) from exc
                 delay = policy.delay(attempt, self._rng)
                 now = self.clock.now()
@@ -627,6 +632,7 @@ class Execution(Supervision):
                 wake_at=now,
                 created_at=now,
                 updated_at=now,
+                tenant=self.run.tenant,
             )
             if not await self._io(self.store.start_child(self.owner, entry, child)):
                 self._lost()
@@ -745,7 +751,10 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
         # the context the task will run in: legato's own tasks pass a fresh one, and are skipped
-        context = kwargs.get("context") or contextvars.copy_context()
+        # (an empty Context is falsy: test for None, or legato's fresh contexts get numbered)
+        context = kwargs.get("context")
+        if context is None:
+            context = contextvars.copy_context()
         parent = context.get(_branch)
         if parent is not None and context.get(_step) is None and context.get(_current) is not None:
             child = _Branch(f"{parent.path}{parent.children}/")
@@ -760,6 +769,13 @@ def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_task_factory(factory)
 
 
+def _details(error: BaseException) -> dict[str, Any] | None:
+    details = getattr(error, "details", None)
+    return details if isinstance(details, dict) and details else None
+
+
 def _step_failed(name: str, entry: Entry) -> StepFailed:
     err = serde.loads(entry.error) or {}
-    return StepFailed(name, err.get("type", "Error"), err.get("message", ""), entry.attempts)
+    return StepFailed(
+        name, err.get("type", "Error"), err.get("message", ""), entry.attempts, err.get("details")
+    )

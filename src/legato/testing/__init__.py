@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timedelta
 
 from legato.engine.execution import StepInfo, current_step
+from legato.testing.models import ScriptedModel
 
 
 class TimeSkippingClock:
@@ -65,4 +66,4 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-__all__ = ["StepInfo", "TimeSkippingClock", "current_step"]
+__all__ = ["ScriptedModel", "StepInfo", "TimeSkippingClock", "current_step"]

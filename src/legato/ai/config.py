@@ -1,0 +1,182 @@
+"""AI configuration: providers, model aliases, capabilities, prices, budgets, cache.
+
+Read from ``legato.toml`` (``App(config=...)``, else ``$LEGATO_CONFIG``, else ``./legato.toml``
+when it exists) and the usual environment variables; also buildable in Python. Reading it
+never touches the network. A minimal file::
+
+    [providers.openai]                 # kind defaults to the table name
+    base_url = "http://127.0.0.1:8000/v1"   # default: $OPENAI_BASE_URL, else the SDK's
+
+    [models.fast]                      # an alias: ordered candidates and a strategy
+    candidates = ["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"]
+    strategy = "fallback"              # or "cascade" or "cheapest"
+
+    [budgets.run]
+    usd = "0.50"
+    on_breach = "approve"              # or "fail" or "downgrade" (with downgrade_to)
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from legato.errors import ConfigurationError
+
+Strategy = Literal["fallback", "cascade", "cheapest"]
+Breach = Literal["fail", "downgrade", "approve"]
+KINDS = ("openai", "anthropic", "local", "scripted")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Config):
+    kind: str | None = None
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    api_key_env: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = 60.0
+    external: bool | None = None
+
+
+class AliasConfig(_Config):
+    candidates: list[str]
+    strategy: Strategy = "fallback"
+    #: rounds of "your output failed validation, here is why" before giving up on a candidate
+    repairs: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("candidates")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("an alias needs at least one candidate")
+        for item in value:
+            if ":" not in item:
+                raise ValueError(f"candidate {item!r} must be 'provider:model'")
+        return value
+
+
+class DeploymentConfig(_Config):
+    """What a deployment can do (defaults per provider kind)."""
+
+    chat: bool | None = None
+    tools: bool | None = None
+    native_output: bool | None = None
+    embeddings: bool | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+
+
+class PriceConfig(_Config):
+    input_per_mtok: Decimal | None = None
+    output_per_mtok: Decimal | None = None
+    cached_input_per_mtok: Decimal | None = None
+    cache_write_per_mtok: Decimal | None = None
+    per_request: Decimal | None = None
+
+
+class Budget(_Config):
+    """Limits for one scope. A call that would pass any limit is not sent.
+
+    ``on_breach``: ``fail`` raises :class:`legato.BudgetExceeded`; ``downgrade`` switches to
+    ``downgrade_to`` (a cheaper alias) and fails if that would pass too; ``approve`` parks the
+    run on an approval to raise the limit (``raise_by`` more, by default the limit again).
+    Unknown cost counts as a breach of a USD limit unless ``allow_unknown_cost``.
+    """
+
+    usd: Decimal | None = None
+    tokens: int | None = Field(default=None, ge=0)
+    calls: int | None = Field(default=None, ge=0)
+    on_breach: Breach = "fail"
+    downgrade_to: str | None = None
+    allow_unknown_cost: bool = False
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.on_breach == "downgrade" and not self.downgrade_to:
+            raise ValueError("on_breach = 'downgrade' needs downgrade_to (an alias)")
+
+
+class Budgets(_Config):
+    """Budgets per run, per workflow per day and per tenant per day (UTC days)."""
+
+    run: Budget | None = None
+    workflow_day: Budget | None = None
+    tenant_day: Budget | None = None
+
+    def scopes(self) -> list[tuple[str, Budget]]:
+        out = [("run", self.run), ("workflow_day", self.workflow_day)]
+        out.append(("tenant_day", self.tenant_day))
+        return [(name, b) for name, b in out if b is not None]
+
+
+class CacheConfig(_Config):
+    enabled: bool = False
+    ttl: timedelta = timedelta(days=1)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from legato.governance.policy import parse_duration
+
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+class BreakerConfig(_Config):
+    """Per deployment, per worker process: open after ``failures`` in a row, for ``cooldown``."""
+
+    failures: int = Field(default=3, ge=1)
+    cooldown: timedelta = timedelta(seconds=30)
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from legato.governance.policy import parse_duration
+
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+class AIConfig(_Config):
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: dict[str, AliasConfig] = Field(default_factory=dict)
+    deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    budgets: Budgets = Field(default_factory=Budgets)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    #: where the file came from, for error messages
+    source: str | None = None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> AIConfig:
+    """Read ``path``, else ``$LEGATO_CONFIG``, else ``./legato.toml`` if present, else defaults."""
+    explicit = path is not None or bool(os.environ.get("LEGATO_CONFIG"))
+    chosen = Path(path or os.environ.get("LEGATO_CONFIG") or "legato.toml")
+    if not chosen.exists():
+        if explicit:
+            raise ConfigurationError(f"config file {chosen} does not exist")
+        return AIConfig()
+    try:
+        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {chosen}: {exc}") from None
+    return parse_config(data, source=str(chosen))
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> AIConfig:
+    """Validate a config mapping; errors name the source and the field's path."""
+    data = {k: v for k, v in data.items() if k != "legato"}  # [legato] is for other settings
+    try:
+        return AIConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigurationError(f"{source}: {where}: {first['msg']}") from None

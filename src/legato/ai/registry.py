@@ -1,0 +1,241 @@
+"""Deployments and aliases: which models exist, how to reach them, and circuit breakers.
+
+``app.models`` is one of these. Deployments are named ``provider:model`` and built on first
+use from the provider's settings (legato.toml and environment); models made in Python (a
+scripted model in tests, a custom provider) are added with :meth:`Models.add`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
+from legato.ai.model import Capabilities, Model, ProviderSettings
+from legato.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from legato.ai.prices import PriceTable
+
+_ENV = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+}
+_KIND_CAPABILITIES = {
+    "openai": Capabilities(),
+    "anthropic": Capabilities(native_output=False, context_window=200_000),
+    "local": Capabilities(chat=False, tools=False, native_output=False, embeddings=True,
+                          context_window=512),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a model reference resolves to: candidates in order, and how to use them."""
+
+    requested: str
+    alias: str | None
+    strategy: Strategy
+    repairs: int
+    candidates: tuple[str, ...]
+
+
+class Breakers:
+    """A circuit breaker per deployment, per process: after ``failures`` transient errors in a
+    row the deployment is skipped for ``cooldown`` seconds, then one trial call is let through.
+    """
+
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self.failures = failures
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def check(self, deployment: str, now: float | None = None) -> str | None:
+        """None when a call may go; else why not."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            until = self._open_until.get(deployment)
+            if until is None:
+                return None
+            if now < until:
+                return (
+                    f"circuit open after {self._count.get(deployment, 0)} failures in a row"
+                    f" ({until - now:.1f}s of cooldown left)"
+                )
+            # half-open: this caller is the trial; others wait for its outcome
+            self._open_until[deployment] = now + self.cooldown
+            return None
+
+    def failure(self, deployment: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            count = self._count.get(deployment, 0) + 1
+            self._count[deployment] = count
+            if count >= self.failures:
+                self._open_until[deployment] = now + self.cooldown
+
+    def success(self, deployment: str) -> None:
+        with self._lock:
+            self._count.pop(deployment, None)
+            self._open_until.pop(deployment, None)
+
+    def state(self, deployment: str) -> str:
+        with self._lock:
+            return "open" if deployment in self._open_until else "closed"
+
+
+class Models:
+    """The deployments and aliases an app's workflows may call."""
+
+    def __init__(self, config: AIConfig | None = None) -> None:
+        self.config = config or AIConfig()
+        self._models: dict[str, Model] = {}
+        self._aliases: dict[str, AliasConfig] = dict(self.config.models)
+        self._lock = threading.Lock()
+        breaker = self.config.circuit_breaker
+        self.breakers = Breakers(breaker.failures, breaker.cooldown.total_seconds())
+        self._prices: PriceTable | None = None
+
+    # -- registration ---------------------------------------------------------------------
+    def add(self, model: Model) -> Model:
+        """Register a model built in Python under its id (``provider:model``)."""
+        with self._lock:
+            self._models[model.id] = model
+        return model
+
+    def alias(
+        self, name: str, candidates: Sequence[str], *, strategy: Strategy = "fallback",
+        repairs: int = 2,
+    ) -> None:  # fmt: skip
+        """Make ``name`` mean these candidates, tried per ``strategy``."""
+        if ":" in name:
+            raise ConfigurationError(f"an alias may not contain ':', got {name!r}")
+        try:
+            config = AliasConfig(candidates=list(candidates), strategy=strategy, repairs=repairs)
+        except ValueError as exc:
+            raise ConfigurationError(f"alias {name!r}: {exc}") from None
+        with self._lock:
+            self._aliases[name] = config
+
+    @property
+    def aliases(self) -> dict[str, AliasConfig]:
+        return dict(self._aliases)
+
+    # -- resolution -----------------------------------------------------------------------
+    def route(self, ref: str) -> Route:
+        """Resolve an alias or a ``provider:model`` name; a clear error for anything else."""
+        if not ref:
+            raise ConfigurationError("model must be an alias or 'provider:model', got ''")
+        alias = self._aliases.get(ref)
+        if alias is not None:
+            for candidate in alias.candidates:
+                self._check_provider(candidate)
+            return Route(ref, ref, alias.strategy, alias.repairs, tuple(alias.candidates))
+        if ":" in ref:
+            self._check_provider(ref)
+            return Route(ref, None, "fallback", 2, (ref,))
+        known = ", ".join(sorted(self._aliases)) or "none configured"
+        raise ConfigurationError(
+            f"unknown model alias {ref!r} (aliases: {known}); use an alias from legato.toml"
+            " [models.*] or app.models.alias(), or name a deployment as 'provider:model'"
+        )
+
+    def _check_provider(self, deployment: str) -> None:
+        provider = deployment.split(":", 1)[0]
+        if deployment in self._models or provider in self._providers():
+            return
+        raise ConfigurationError(
+            f"unknown provider {provider!r} in {deployment!r}; known providers:"
+            f" {', '.join(sorted(self._providers()))} (add [providers.{provider}] to legato.toml)"
+        )
+
+    def _providers(self) -> set[str]:
+        added = {m.split(":", 1)[0] for m in self._models}
+        return {"openai", "anthropic", "local", *self.config.providers, *added}
+
+    def settings(self, provider: str) -> ProviderSettings:
+        """The provider's endpoint and credentials: legato.toml over environment defaults."""
+        conf = self.config.providers.get(provider)
+        kind = (conf.kind if conf and conf.kind else provider).lower()
+        if kind not in KINDS:
+            raise ConfigurationError(
+                f"provider {provider!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}"
+            )
+        key_env, url_env = _ENV.get(kind, (None, None))
+        base_url = conf.base_url if conf else None
+        if base_url is None and url_env:
+            base_url = os.environ.get(url_env) or None
+        return ProviderSettings(
+            name=provider,
+            kind=kind,
+            base_url=base_url,
+            api_key=conf.api_key if conf else None,
+            api_key_env=(conf.api_key_env if conf and conf.api_key_env else key_env),
+            headers=tuple(sorted((conf.headers if conf else {}).items())),
+            timeout=conf.timeout if conf else 60.0,
+            external=(conf.external if conf and conf.external is not None else kind != "local"),
+        )
+
+    def capabilities(self, deployment: str, kind: str) -> Capabilities:
+        base = _KIND_CAPABILITIES.get(kind, Capabilities())
+        conf: DeploymentConfig | None = self.config.deployments.get(deployment)
+        if conf is None:
+            return base
+        values = {k: v for k, v in conf.model_dump().items() if v is not None}
+        return Capabilities(**{**_fields(base), **values})
+
+    def get(self, deployment: str) -> Model:
+        """The deployment's model, built on first use."""
+        with self._lock:
+            model = self._models.get(deployment)
+        if model is not None:
+            return model
+        if ":" not in deployment:
+            raise ConfigurationError(f"a deployment is named 'provider:model', got {deployment!r}")
+        provider, name = deployment.split(":", 1)
+        settings = self.settings(provider)
+        caps = self.capabilities(deployment, settings.kind)
+        if settings.kind == "local":
+            from legato.ai.providers.local import LocalModel
+
+            model = LocalModel(settings, name, caps)
+        elif settings.kind == "scripted":
+            raise ConfigurationError(
+                f"{deployment}: scripted models are added in Python, with"
+                " app.models.add(legato.testing.ScriptedModel(...))"
+            )
+        else:
+            from legato.ai.providers import build_model
+
+            model = build_model(settings, name, caps)
+        with self._lock:
+            return self._models.setdefault(deployment, model)
+
+    @property
+    def prices(self) -> PriceTable:
+        """The price table (genai-prices' offline snapshot, with legato.toml overrides)."""
+        if self._prices is None:
+            from legato.ai.prices import Price, PriceTable
+
+            overrides = {
+                k: Price(**{f: v for f, v in p.model_dump().items() if v is not None})
+                for k, p in self.config.prices.items()
+            }
+            self._prices = PriceTable(overrides=overrides)
+        return self._prices
+
+    async def aclose(self) -> None:
+        with self._lock:
+            models = list(self._models.values())
+        for model in models:
+            await model.aclose()
+
+
+def _fields(caps: Capabilities) -> dict[str, object]:
+    return {name: getattr(caps, name) for name in caps.__slots__}

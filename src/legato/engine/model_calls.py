@@ -1,0 +1,187 @@
+"""Model calls inside a run: ``ctx.llm`` and ``ctx.embed`` as journaled entries.
+
+Mixed into :class:`legato.engine.execution.Execution`. A call is an entry of kind ``llm`` (or
+``embed``) run like a step: its result (text, output, usage, cost, attempts, routing) is
+journaled, so replay returns it without calling or paying again. A budget breach whose policy
+is ``approve`` parks the run on an approval to raise the limit, then calls again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from legato import hitl
+from legato.ai.calls import CallEnv, CallSpec, complete, embed
+from legato.ai.config import Budget, Budgets
+from legato.ai.model import ModelError
+from legato.ai.results import (
+    TYPED_ERRORS,
+    BudgetExceeded,
+    DataBlocked,
+    EmbedResult,
+    LLMResult,
+    OutputValidationError,
+    _BudgetApproval,
+)
+from legato.engine.definitions import StepDef
+from legato.errors import ConfigurationError, StepFailed
+from legato.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from legato.ai.registry import Models
+    from legato.clock import Clock
+    from legato.governance import Policy
+    from legato.store.base import Entry, RunRecord, Store
+
+#: the engine retries a call whose candidates all failed transiently, on a durable timer;
+#: anything a later try cannot fix fails at once
+MODEL_RETRY = RetryPolicy(
+    max_attempts=4, initial=2.0, multiplier=4.0, max_delay=120.0,
+    non_retryable=(BudgetExceeded, OutputValidationError, DataBlocked, _BudgetApproval,
+                   ModelError, ConfigurationError),
+)  # fmt: skip
+
+
+class BudgetRaise(BaseModel):
+    """What a person approves to let a run spend more (they may edit the new limits)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: str
+    problem: str
+    usd: Decimal | None = None
+    tokens: int | None = Field(default=None, ge=0)
+    calls: int | None = Field(default=None, ge=0)
+
+
+class ModelCalls:
+    """``ctx.llm`` and ``ctx.embed`` of one run."""
+
+    if TYPE_CHECKING:  # provided by Execution
+        store: Store
+        clock: Clock
+        run: RunRecord
+        run_id: str
+        policy: Policy | None
+        models: Models | None
+
+        def _next(self, kind: str, name: str) -> tuple[int, Entry | None]: ...
+
+        async def _step(
+            self, seq: int, entry: Entry | None, step: StepDef, args: tuple[Any, ...],
+            kwargs: dict[str, Any], kind: str = "step",
+        ) -> Any: ...  # fmt: skip
+
+        async def approval(
+            self, name: str, data: Any, *, prompt: str | None, assignees: Sequence[str],
+            timeout: float | None, on_timeout: str, kind: str = "approval",
+            risk: str | None = None, reason: str | None = None,
+            schema: dict[str, Any] | None = None,
+        ) -> hitl.Decision[Any]: ...  # fmt: skip
+
+    _raised: dict[str, Budget]
+
+    def _models(self) -> Models:
+        if self.models is None:
+            raise ConfigurationError("this run has no model registry (an App provides one)")
+        return self.models
+
+    def _budgets(self) -> Budgets:
+        configured = self._models().config.budgets
+        raised = getattr(self, "_raised", {})
+        return configured.model_copy(update=raised) if raised else configured
+
+    def _env(self, seq: int, cache: bool | None) -> CallEnv:
+        config = self._models().config
+        use_cache = config.cache.enabled if cache is None else cache
+        data = self.policy.data if self.policy is not None else None
+        return CallEnv(
+            run_id=self.run_id, workflow=self.run.workflow, tenant=self.run.tenant, seq=seq,
+            store=self.store, clock=self.clock, budgets=self._budgets(), data_rules=data,
+            cache_ttl=config.cache.ttl if use_cache else None,
+        )  # fmt: skip
+
+    async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]:
+        self._models().route(spec.model)  # a bad alias fails here, before anything is journaled
+        while True:
+            try:
+                raw: LLMResult[Any] = await self._journaled(
+                    "llm", f"llm:{spec.model}", LLMResult[Any],
+                    lambda seq: complete(self._models(), self._env(seq, cache), spec),
+                )  # fmt: skip
+            except StepFailed as failed:
+                if failed.error_type != "_BudgetApproval":
+                    raise _typed(failed) from None
+                await self._ask_to_raise(failed)
+                continue
+            if spec.output is None or raw.output is None:
+                return raw
+            output = TypeAdapter(spec.output).validate_python(raw.output)
+            return raw.model_copy(update={"output": output})
+
+    async def embed(self, texts: list[str], model: str) -> EmbedResult:
+        self._models().route(model)
+        try:
+            result: EmbedResult = await self._journaled(
+                "embed", f"embed:{model}", EmbedResult,
+                lambda seq: embed(self._models(), self._env(seq, False), model, texts),
+            )  # fmt: skip
+        except StepFailed as failed:
+            raise _typed(failed) from None
+        return result
+
+    async def _journaled(
+        self, kind: str, name: str, returns: Any, call: Callable[[int], Awaitable[Any]]
+    ) -> Any:
+        seq, entry = self._next(kind, name)
+
+        async def run() -> Any:
+            return await call(seq)
+
+        step = StepDef(name, run, MODEL_RETRY, None)
+        step.returns = returns
+        return await self._step(seq, entry, step, (), {}, kind=kind)
+
+    async def _ask_to_raise(self, failed: StepFailed) -> None:
+        details = failed.details or {}
+        scope = str(details.get("scope", "run"))
+        limit = details.get("limit") or {}
+        proposal = BudgetRaise(
+            scope=scope,
+            problem=str(details.get("problem", failed.message)),
+            usd=None if limit.get("usd") is None else Decimal(str(limit["usd"])) * 2,
+            tokens=None if limit.get("tokens") is None else int(limit["tokens"]) * 2,
+            calls=None if limit.get("calls") is None else int(limit["calls"]) * 2,
+        )
+        decision = await self.approval(
+            f"budget:{scope}", proposal, prompt=f"Raise the {scope} budget? {failed.message}",
+            assignees=[], timeout=None, on_timeout="reject",
+        )  # fmt: skip
+        if not decision.approved:
+            raise BudgetExceeded(
+                f"{failed.message} (a person declined to raise the {scope} budget)",
+                details=details,
+            )
+        raised: BudgetRaise = decision.data
+        current = getattr(self._budgets(), scope) or Budget()
+        if not hasattr(self, "_raised"):
+            self._raised = {}
+        self._raised[scope] = current.model_copy(
+            update={"usd": raised.usd, "tokens": raised.tokens, "calls": raised.calls}
+        )
+
+
+def _typed(failed: StepFailed) -> Exception:
+    """The error a model call raised, rebuilt from its journaled form (same on replay)."""
+    typed = TYPED_ERRORS.get(failed.error_type)
+    if typed is not None:
+        return typed(failed.message, details=failed.details)  # type: ignore[call-arg]
+    if failed.error_type == "ModelError":
+        d = failed.details or {}
+        return ModelError(d.get("kind", "bad_response"), str(d.get("detail", failed.message)),
+                          deployment=d.get("deployment"), status=d.get("status"))  # fmt: skip
+    return failed
