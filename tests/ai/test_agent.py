@@ -79,7 +79,8 @@ def test_runaway_agent_stops_at_max_steps(make_app: Callable[..., legato.App]) -
         return [result.status, result.steps, len(result.tool_calls), result.reason]
 
     status, steps, calls, reason = app.run(loop)
-    assert (status, steps, calls, model.calls) == ("max_steps", 3, 3, 3)
+    # the third turn's tool call is not run: no turn is left to read its result
+    assert (status, steps, calls, model.calls) == ("max_steps", 3, 2, 3)
     assert "after 3 model turns" in str(reason)
 
 
@@ -163,3 +164,25 @@ def test_agent_rejects_bad_settings(bad: int) -> None:
 
 def _unused(_: ModelRequest) -> ModelResponse:  # keeps the import honest for type checkers
     return ModelResponse()
+
+
+def test_a_tool_argument_named_actor_is_the_tools(make_app: Callable[..., legato.App]) -> None:
+    app = make_app()
+    seen: list[str] = []
+
+    @app.tool(risk="low")
+    def assign(actor: str) -> str:
+        seen.append(actor)
+        return f"assigned {actor}"
+
+    model = app.models.add(ScriptedModel([
+        [ToolCall(id="1", name="assign", arguments={"actor": "grace"})], "done",
+    ]))  # fmt: skip
+    agent = legato.Agent("dispatcher", model.id, "...", tools=[assign])
+
+    @app.workflow
+    async def go(ctx: legato.Context) -> list[object]:
+        result = await agent.run(ctx, "assign grace")
+        return [result.status, [c.outcome for c in result.tool_calls]]
+
+    assert app.run(go) == ["completed", ["ok"]] and seen == ["grace"]

@@ -353,3 +353,172 @@ def test_legato_costs_cli(make_app: Callable[..., legato.App], db_url: str) -> N
     assert table.exit_code == 0 and "write" in table.output and "no known price" in table.output
     bad = runner.invoke(cli, ["--database-url", db_url, "costs", "--since", "soon"])
     assert bad.exit_code != 0 and "bad age" in bad.output
+
+
+# -- found in review: each of these was a real defect ------------------------------------
+
+
+def test_a_recorded_call_replays_after_its_alias_is_gone(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = _app(make_app)
+    model = app.models.add(ScriptedModel(["recorded"]))
+    app.models.alias("fast", [model.id])
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> str:
+        text = (await ctx.llm("hi", model="fast")).text
+        await ctx.wait_for_event("go")
+        return text
+
+    handle = app.start(ask, run_id="r1")
+    app.run_until_idle()
+    app.models._aliases.pop("fast")  # a deploy renamed the alias while the run waited
+    app.send_event("r1", "go")
+    app.run_until_idle()
+    assert handle.result() == "recorded" and model.calls == 1
+
+
+def test_concurrent_calls_of_a_run_cannot_pass_a_budget_together(
+    make_app: Callable[..., legato.App],
+) -> None:
+    import asyncio
+
+    app = _app(make_app, {"budgets": {"run": {"calls": 1}}})
+    model = app.models.add(ScriptedModel(lambda request: "ok"))
+
+    async def one(ctx: legato.Context) -> str:
+        try:
+            return (await ctx.llm("hi", model=model.id)).text
+        except legato.BudgetExceeded:
+            return "stopped"
+
+    @app.workflow
+    async def three(ctx: legato.Context) -> list[str]:
+        return list(await asyncio.gather(one(ctx), one(ctx), one(ctx)))
+
+    assert sorted(app.run(three)) == ["ok", "stopped", "stopped"] and model.calls == 1
+
+
+def test_escalated_then_unavailable_is_not_retried(make_app: Callable[..., legato.App]) -> None:
+    app = _app(make_app)
+    cheap = app.models.add(ScriptedModel(lambda request: "not json", name="cheap"))
+    down = app.models.add(ScriptedModel(lambda request: ModelError("server", "500"), name="down"))
+    app.models.alias("smart", [cheap.id, down.id], strategy="cascade", repairs=0)
+
+    @app.workflow
+    async def extract(ctx: legato.Context) -> str:
+        try:
+            await ctx.llm("x", model="smart", output=Skills)
+        except legato.OutputValidationError as exc:
+            return str(exc)
+        return "passed"
+
+    assert "no candidate of 'smart' gave an acceptable answer" in app.run(extract)
+    assert cheap.calls == 1  # a retry would have paid the cheap model again
+
+
+def test_a_malformed_request_fails_at_once(make_app: Callable[..., legato.App]) -> None:
+    app = _app(make_app)
+    bad = app.models.add(
+        ScriptedModel(lambda request: ModelError("bad_request", "400 nope"), name="a")
+    )
+    good = app.models.add(ScriptedModel(["b"], name="b"))
+    app.models.alias("fast", [bad.id, good.id])
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> str:
+        return (await ctx.llm("hi", model="fast")).text
+
+    with pytest.raises(legato.RunFailed, match="400 nope"):
+        app.run(ask)
+    assert good.calls == 0
+
+
+def test_no_capable_candidate_fails_without_retries(
+    make_app: Callable[..., legato.App], db_url: str
+) -> None:
+    from legato.ai.model import Capabilities
+
+    app = _app(make_app)
+    plain = app.models.add(ScriptedModel(["x"], capabilities=Capabilities(tools=False)))
+    spec = legato.ToolSpec(name="lookup")
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> str:
+        return (await ctx.llm("hi", model=plain.id, tools=[spec])).text
+
+    with pytest.raises(legato.RunFailed, match="does not support tools"):
+        app.run(ask)
+    [(attempts,)] = sql(db_url, "SELECT attempts FROM entries WHERE kind = 'llm'")
+    assert attempts == 1 and plain.calls == 0
+
+
+def test_forbidden_data_skips_external_candidates_only(
+    make_app: Callable[..., legato.App],
+) -> None:
+    policy = legato.Policy.from_yaml("data:\n  forbid_external: [us_ssn]\n")
+    app = _app(make_app, policy=policy)
+    outside = app.models.add(ScriptedModel(["out"], name="outside", external=True))
+    inside = app.models.add(ScriptedModel(["in"], name="inside", external=False))
+    app.models.alias("fast", [outside.id, inside.id])
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> str:
+        return (await ctx.llm("ssn 078-05-1120", model="fast")).model
+
+    assert app.run(ask) == "scripted:inside" and outside.calls == 0
+
+
+def test_cache_hits_are_free_and_counted(make_app: Callable[..., legato.App]) -> None:
+    app = _app(make_app, {"cache": {"enabled": True}, "budgets": {"run": {"calls": 1}}})
+    model = app.models.add(ScriptedModel(lambda request: "answer"))
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> list[bool]:
+        first = await ctx.llm("same", model=model.id)
+        second = await ctx.llm("same", model=model.id)  # over the call budget, but cached
+        return [first.cached, second.cached]
+
+    assert app.run(ask) == [False, True] and model.calls == 1
+    [(_, totals)] = app.costs(by="workflow")
+    assert totals.calls == 2 and totals.cache_hits == 1
+
+
+def test_unknown_cost_approval_lets_the_call_go(make_app: Callable[..., legato.App]) -> None:
+    app = _app(make_app, {"budgets": {"run": {"usd": "1", "on_breach": "approve"}}})
+    model = app.models.add(ScriptedModel(["priced later"]))
+
+    @app.workflow
+    async def ask(ctx: legato.Context) -> str:
+        return (await ctx.llm("hi", model=model.id)).text
+
+    handle = app.start(ask, run_id="u1")
+    app.run_until_idle()
+    [pending] = app.approvals.list()
+    assert pending.data["allow_unknown_cost"] is True
+    app.approvals.decide(pending.id, approved=True, by="ops")
+    app.run_until_idle()
+    assert handle.result() == "priced later" and len(app.approvals.list()) == 0
+
+
+def test_embeddings_obey_budgets_and_data_rules(make_app: Callable[..., legato.App]) -> None:
+    policy = legato.Policy.from_yaml("data:\n  redact: [email]\n")
+    app = _app(make_app, {"budgets": {"run": {"calls": 1}}}, policy=policy)
+    model = app.models.add(ScriptedModel(external=True))
+
+    @app.workflow
+    async def vectors(ctx: legato.Context) -> list[object]:
+        redacted = await ctx.embed("write to ada@example.org", model=model.id)
+        try:
+            await ctx.embed("again", model=model.id)
+        except legato.BudgetExceeded:
+            return [redacted.vectors[0]]
+        return []
+
+    [vector] = app.run(vectors)
+    expected = app.models.get(model.id)
+    import asyncio
+
+    plain = asyncio.run(expected.embed(["write to [EMAIL]"]))
+    assert vector == list(plain.vectors[0])  # the address never reached the model

@@ -146,6 +146,8 @@ class Agent(Generic[T]):
                     return self._end("completed", "", step, calls, usage, cost, answer, result.text)
                 messages.extend(self._answer_all(result, {final.id: answer}))
                 continue
+            if result.tool_calls and step == self.max_steps:
+                break  # no turn is left to read their results: do not act on them
             if not result.tool_calls:
                 if self.output is None:
                     return self._end("completed", "", step, calls, usage, cost, None, result.text)
@@ -188,9 +190,10 @@ class Agent(Generic[T]):
         if entry is None:
             return AgentToolCall(tool=call.name, arguments=call.arguments, outcome="unknown",
                                  result=f"no tool named {call.name!r}")  # fmt: skip
-        tool, _ = entry
+        _, definition = entry
         try:
-            value = await ctx.tool(tool, actor=self.name, **call.arguments)
+            # not ctx.tool(..., **arguments): a model could pass an argument named "actor"
+            value = await ctx._execution.tool(definition, dict(call.arguments), self.name)
         except ActionDenied as exc:
             return AgentToolCall(tool=call.name, arguments=call.arguments, outcome="denied",
                                  result=str(exc))  # fmt: skip

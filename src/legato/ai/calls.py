@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,10 @@ from legato.ai.results import (
     usd,
 )
 from legato.ai.usage import Cost, Usage
+from legato.errors import StoreError
 from legato.store.usage import UsageRecord
+
+log = logging.getLogger("legato.ai")
 
 if TYPE_CHECKING:
     from legato.clock import Clock
@@ -79,6 +83,7 @@ class _Tally:
     usage: Usage = field(default_factory=Usage)
     cost: Cost = field(default_factory=Cost)
     redacted: dict[str, int] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
 
     def add(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
@@ -112,25 +117,43 @@ async def complete(models: Models, env: CallEnv, spec: CallSpec) -> LLMResult[An
             if downgraded:
                 raise BudgetExceeded(switch.message, details=switch.details) from None
             downgraded = True
-            target = models.route(switch.alias)
             tally.attempts.append(
                 Attempt(deployment=deployment, outcome="skipped",
                         reason=f"{switch.message}; downgraded to {switch.alias!r}")
             )  # fmt: skip
-            order, i = list(target.candidates), 0
+            # the downgrade alias brings its own candidates, strategy and repairs
+            route = replace(models.route(switch.alias), alias=switch.alias)
+            order, i = list(route.candidates), 0
+            if route.strategy == "cheapest":
+                order = _cheapest(models, order, spec, tally)
         except _NextCandidate:
             continue
         except ModelError as exc:
+            if exc.kind == "bad_request":
+                raise  # the request itself is wrong: another deployment would refuse it too
             last_error = exc
+    summary = "; ".join(f"{a.deployment}: {a.outcome} {a.reason}" for a in tally.attempts)
+    outcomes = {a.outcome for a in tally.attempts}
+    if "escalated" in outcomes:  # retrying would pay the rejected candidates again
+        raise OutputValidationError(
+            f"no candidate of {spec.model!r} gave an acceptable answer: {summary}",
+            details=tally.details(),
+        )
+    if tally.blocked and outcomes <= {"skipped"}:
+        raise DataBlocked(
+            f"the prompt holds data the policy forbids sending to every candidate of"
+            f" {spec.model!r}: {', '.join(sorted(tally.blocked))}; nothing was sent",
+            details={"blocked": sorted(tally.blocked), "attempts": tally.details()["attempts"]},
+        )
     transient = [a for a in tally.attempts if a.outcome == "error" and "transient" in a.reason]
-    summary = "; ".join(f"{a.deployment}: {a.reason}" for a in tally.attempts)
     if last_error is not None and not transient:
         # nothing a later try could fix (a missing key, an unknown model): say so plainly
         raise ModelError(last_error.kind, f"{last_error.detail} (tried: {summary})",
                          deployment=last_error.deployment, status=last_error.status)  # fmt: skip
     raise ModelUnavailable(
         f"no candidate of {spec.model!r} answered: {summary or 'none available'}",
-        details=tally.details(),
+        # only transient failures are worth retrying: a skip for capabilities stays a skip
+        details={**tally.details(), "final": not transient},
     )
 
 
@@ -191,17 +214,20 @@ async def _candidate(
     if why:
         tally.add(Attempt(deployment=deployment, outcome="skipped", reason=why))
         raise _NextCandidate()
-    request, trimmed = _prepare(model, env, spec, tally)
+    try:
+        request, trimmed = _prepare(model, env, spec, tally)
+    except DataBlocked as blocked:  # an internal deployment may still take it
+        tally.blocked.update(blocked.details.get("blocked", []))
+        tally.add(Attempt(deployment=deployment, outcome="skipped", reason=str(blocked)))
+        raise _NextCandidate() from None
     for round_ in range(route.repairs + 1):
-        await _check_budgets(models, env, model, request, tally)
         started = time.monotonic()
         response, cached, key = await _send(models, model, env, request, tally, spec.timeout)
         latency = int((time.monotonic() - started) * 1000)
         cost = Cost(usd=Decimal(0)) if cached else _price(models, model).price(
             deployment, response.usage, official=_official(model)
         )  # fmt: skip
-        if not cached:
-            await _record_usage(env, route, model, response.usage, cost, cached=False)
+        await _record_usage(env, route, model, response.usage, cost, cached=cached)
         output: Any = None
         if (
             spec.output is not None
@@ -303,6 +329,7 @@ async def _send(
         hit = await env.store.cache_get(key, env.clock.now())
         if hit is not None:
             return ModelResponse.model_validate_json(hit), True, key
+    await _check_budgets(models, env, model, request, tally)  # a cache hit costs nothing
     try:
         response = await model.request(request, timeout=timeout)
     except ModelError as exc:
@@ -330,9 +357,12 @@ def _cache_key(model: Model, request: ModelRequest) -> str:
 async def _cache_put(env: CallEnv, key: str, response: ModelResponse) -> None:
     assert env.cache_ttl is not None
     now = env.clock.now()
-    await env.store.cache_put(
-        key, response.model_dump_json(), now, now + env.cache_ttl.total_seconds()
-    )
+    try:  # best effort: the answer is paid for and valid, a failed cache write must not redo it
+        await env.store.cache_put(
+            key, response.model_dump_json(), now, now + env.cache_ttl.total_seconds()
+        )
+    except StoreError as exc:
+        log.warning("could not cache a model response: %s", exc)
 
 
 def _official(model: Model) -> bool:
@@ -500,8 +530,26 @@ async def embed(models: Models, env: CallEnv, ref: str, texts: list[str]) -> Any
         if why:
             tally.add(Attempt(deployment=deployment, outcome="skipped", reason=why))
             continue
+        sent = texts
+        if env.data_rules is not None:  # the same rules as for chat: redact or block
+            as_turns = tuple(Message(role="user", content=t) for t in texts)
+            outcome = env.data_rules.apply(as_turns, None, external=model.external)
+            if outcome.blocked:
+                tally.blocked.update(outcome.blocked)
+                tally.add(
+                    Attempt(
+                        deployment=deployment,
+                        outcome="skipped",
+                        reason=f"forbidden data: {', '.join(sorted(outcome.blocked))}",
+                    )
+                )
+                continue  # fmt: skip
+            sent = [m.content for m in outcome.messages]
+        request = ModelRequest(messages=tuple(Message(role="user", content=t) for t in sent),
+                               max_tokens=1)  # fmt: skip
+        await _check_budgets(models, env, model, request, tally)
         try:
-            response = await model.embed(texts)
+            response = await model.embed(sent)
         except ModelError as exc:
             tally.add(Attempt(deployment=deployment, outcome="error", reason=str(exc)))
             if exc.transient:
@@ -516,5 +564,10 @@ async def embed(models: Models, env: CallEnv, ref: str, texts: list[str]) -> Any
             cost=cost,
         )  # fmt: skip
     summary = "; ".join(f"{a.deployment}: {a.reason}" for a in tally.attempts)
+    if tally.blocked and all(a.outcome == "skipped" for a in tally.attempts):
+        raise DataBlocked(f"the texts hold data the policy forbids sending to every candidate"
+                          f" of {ref!r}: {', '.join(sorted(tally.blocked))}; nothing was sent",
+                          details={"blocked": sorted(tally.blocked)})  # fmt: skip
+    transient = any(a.outcome == "error" for a in tally.attempts)
     raise ModelUnavailable(f"no candidate of {ref!r} made embeddings: {summary}",
-                           details=tally.details())  # fmt: skip
+                           details={**tally.details(), "final": not transient})  # fmt: skip

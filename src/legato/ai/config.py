@@ -89,7 +89,7 @@ class Budget(_Config):
 
     ``on_breach``: ``fail`` raises :class:`legato.BudgetExceeded`; ``downgrade`` switches to
     ``downgrade_to`` (a cheaper alias) and fails if that would pass too; ``approve`` parks the
-    run on an approval to raise the limit (``raise_by`` more, by default the limit again).
+    run on an approval to raise the limit for this run (at least double, enough for the call).
     Unknown cost counts as a breach of a USD limit unless ``allow_unknown_cost``.
     """
 

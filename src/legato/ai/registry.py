@@ -68,8 +68,8 @@ class Breakers:
                     f"circuit open after {self._count.get(deployment, 0)} failures in a row"
                     f" ({until - now:.1f}s of cooldown left)"
                 )
-            # half-open: this caller is the trial; others wait for its outcome
-            self._open_until[deployment] = now + self.cooldown
+            # half-open: calls go through; the next failure opens it again at once (the count
+            # is still past the limit), a success closes it
             return None
 
     def failure(self, deployment: str, now: float | None = None) -> None:

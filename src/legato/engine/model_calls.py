@@ -8,7 +8,9 @@ is ``approve`` parks the run on an approval to raise the limit, then calls again
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +20,7 @@ from legato import hitl
 from legato.ai.calls import CallEnv, CallSpec, complete, embed
 from legato.ai.config import Budget, Budgets
 from legato.ai.model import ModelError
-from legato.ai.results import (
-    TYPED_ERRORS,
-    BudgetExceeded,
-    DataBlocked,
-    EmbedResult,
-    LLMResult,
-    OutputValidationError,
-    _BudgetApproval,
-)
+from legato.ai.results import TYPED_ERRORS, BudgetExceeded, EmbedResult, LLMResult, ModelUnavailable
 from legato.engine.definitions import StepDef
 from legato.errors import ConfigurationError, StepFailed
 from legato.retry import RetryPolicy
@@ -37,13 +31,18 @@ if TYPE_CHECKING:
     from legato.governance import Policy
     from legato.store.base import Entry, RunRecord, Store
 
-#: the engine retries a call whose candidates all failed transiently, on a durable timer;
-#: anything a later try cannot fix fails at once
-MODEL_RETRY = RetryPolicy(
-    max_attempts=4, initial=2.0, multiplier=4.0, max_delay=120.0,
-    non_retryable=(BudgetExceeded, OutputValidationError, DataBlocked, _BudgetApproval,
-                   ModelError, ConfigurationError),
-)  # fmt: skip
+
+@dataclass(frozen=True)
+class _ModelRetry(RetryPolicy):
+    """Retry only when every candidate failed transiently; anything else (a budget, invalid
+    output, a store error after the provider answered) would pay again for nothing."""
+
+    def is_retryable(self, error: BaseException) -> bool:
+        return isinstance(error, ModelUnavailable) and not error.details.get("final")
+
+
+#: the engine retries a call whose candidates all failed transiently, on a durable timer
+MODEL_RETRY = _ModelRetry(max_attempts=4, initial=2.0, multiplier=4.0, max_delay=120.0)
 
 
 class BudgetRaise(BaseModel):
@@ -56,6 +55,8 @@ class BudgetRaise(BaseModel):
     usd: Decimal | None = None
     tokens: int | None = Field(default=None, ge=0)
     calls: int | None = Field(default=None, ge=0)
+    #: True lets calls without a known price count against the USD limit as unpriced
+    allow_unknown_cost: bool = False
 
 
 class ModelCalls:
@@ -84,6 +85,7 @@ class ModelCalls:
         ) -> hitl.Decision[Any]: ...  # fmt: skip
 
     _raised: dict[str, Budget]
+    _budget_lock: asyncio.Lock | None
 
     def _models(self) -> Models:
         if self.models is None:
@@ -106,12 +108,11 @@ class ModelCalls:
         )  # fmt: skip
 
     async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]:
-        self._models().route(spec.model)  # a bad alias fails here, before anything is journaled
         while True:
             try:
                 raw: LLMResult[Any] = await self._journaled(
-                    "llm", f"llm:{spec.model}", LLMResult[Any],
-                    lambda seq: complete(self._models(), self._env(seq, cache), spec),
+                    "llm", f"llm:{spec.model}", LLMResult[Any], spec.model,
+                    lambda seq: self._budgeted(complete, self._env(seq, cache), spec),
                 )  # fmt: skip
             except StepFailed as failed:
                 if failed.error_type != "_BudgetApproval":
@@ -124,20 +125,32 @@ class ModelCalls:
             return raw.model_copy(update={"output": output})
 
     async def embed(self, texts: list[str], model: str) -> EmbedResult:
-        self._models().route(model)
         try:
             result: EmbedResult = await self._journaled(
-                "embed", f"embed:{model}", EmbedResult,
-                lambda seq: embed(self._models(), self._env(seq, False), model, texts),
+                "embed", f"embed:{model}", EmbedResult, model,
+                lambda seq: self._budgeted(embed, self._env(seq, False), model, texts),
             )  # fmt: skip
         except StepFailed as failed:
             raise _typed(failed) from None
         return result
 
+    async def _budgeted(self, fn: Callable[..., Awaitable[Any]], env: CallEnv, *args: Any) -> Any:
+        """Run a call; with budgets, one at a time per run, so concurrent calls of a run
+        (a gather) cannot each see the same spend and pass a limit together."""
+        if not env.budgets.scopes():
+            return await fn(self._models(), env, *args)
+        lock = getattr(self, "_budget_lock", None)
+        if lock is None:
+            lock = self._budget_lock = asyncio.Lock()
+        async with lock:
+            return await fn(self._models(), env, *args)
+
     async def _journaled(
-        self, kind: str, name: str, returns: Any, call: Callable[[int], Awaitable[Any]]
+        self, kind: str, name: str, returns: Any, ref: str, call: Callable[[int], Awaitable[Any]]
     ) -> Any:
         seq, entry = self._next(kind, name)
+        if entry is None:  # a new call: a bad alias fails before anything is journaled
+            self._models().route(ref)
 
         async def run() -> Any:
             return await call(seq)
@@ -150,13 +163,28 @@ class ModelCalls:
         details = failed.details or {}
         scope = str(details.get("scope", "run"))
         limit = details.get("limit") or {}
-        proposal = BudgetRaise(
-            scope=scope,
-            problem=str(details.get("problem", failed.message)),
-            usd=None if limit.get("usd") is None else Decimal(str(limit["usd"])) * 2,
-            tokens=None if limit.get("tokens") is None else int(limit["tokens"]) * 2,
-            calls=None if limit.get("calls") is None else int(limit["calls"]) * 2,
+        spent = details.get("spent") or {}
+        estimate = details.get("estimate") or {}
+        problem = str(details.get("problem", failed.message))
+
+        def more(key: str, needed: Decimal) -> Decimal | None:
+            # enough for this call, and at least double: one raise should not be one call
+            if limit.get(key) is None:
+                return None
+            return max(Decimal(str(limit[key])) * 2, needed)
+
+        est_usd = Decimal(str(estimate.get("usd") or 0))
+        usd = more("usd", Decimal(str(spent.get("usd") or 0)) + est_usd)
+        tokens = more(
+            "tokens", Decimal(int(spent.get("tokens") or 0) + int(estimate.get("tokens") or 0))
         )
+        calls = more("calls", Decimal(int(spent.get("calls") or 0) + 1))
+        proposal = BudgetRaise(
+            scope=scope, problem=problem, usd=usd,
+            tokens=None if tokens is None else int(tokens),
+            calls=None if calls is None else int(calls),
+            allow_unknown_cost="unknown" in problem,
+        )  # fmt: skip
         decision = await self.approval(
             f"budget:{scope}", proposal, prompt=f"Raise the {scope} budget? {failed.message}",
             assignees=[], timeout=None, on_timeout="reject",
@@ -171,8 +199,9 @@ class ModelCalls:
         if not hasattr(self, "_raised"):
             self._raised = {}
         self._raised[scope] = current.model_copy(
-            update={"usd": raised.usd, "tokens": raised.tokens, "calls": raised.calls}
-        )
+            update={"usd": raised.usd, "tokens": raised.tokens, "calls": raised.calls,
+                    "allow_unknown_cost": current.allow_unknown_cost or raised.allow_unknown_cost}
+        )  # fmt: skip
 
 
 def _typed(failed: StepFailed) -> Exception:
