@@ -1,7 +1,8 @@
 """The app that benchmark worker processes load: ``legato worker legato_apps:app``.
 
-Its database comes from ``LEGATO_DATABASE_URL``; the side-effect counters of ``ten_steps`` live
-in the folder named by ``BENCH_COUNTERS``. bench/legato_workloads.py sets both.
+Its database comes from ``LEGATO_DATABASE_URL`` and its durability from ``BENCH_DURABILITY``
+(default ``normal``); the side-effect counters of ``ten_steps`` live in the folder named by
+``BENCH_COUNTERS``. bench/legato_workloads.py sets them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from measure import Counters
 
 import legato
 
-app = legato.App("bench")
+app = legato.App("bench", durability=os.environ.get("BENCH_DURABILITY", "normal"))
 
 
 def _counters() -> Counters:

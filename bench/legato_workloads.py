@@ -248,6 +248,7 @@ def scaleout(args: argparse.Namespace) -> dict[str, Any]:
     from pg import Server, application_name, delta, free_connections
 
     os.environ["LEGATO_DATABASE_URL"] = args.url
+    os.environ["BENCH_DURABILITY"] = args.durability  # the workers inherit it
     from legato_apps import app
     from legato_apps import chain as chain_wf
 

@@ -87,10 +87,14 @@ def drop_schema(url: str, name: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
-def create_database(url: str) -> str:
+def create_database(url: str, synchronous_commit: str | None = None) -> str:
+    """A throwaway database; ``synchronous_commit`` becomes the default of its sessions
+    (``ALTER DATABASE ... SET``: that database only, never the server's setting)."""
     name = fresh_name("dbos_bench")
     with _psycopg().connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
+        if synchronous_commit is not None:
+            conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = {synchronous_commit}")
     return name
 
 

@@ -4,9 +4,9 @@ the run's owner (the shape of legato's journal write), sent with psycopg's sync 
 figure is one round trip plus one commit (and, with ``synchronous_commit=on``, one WAL flush).
 
 ``--statement legato`` sends legato's own journal statement instead, taken from the installed
-legato (``legato.store.postgres._UPSERT_MANY``, a batch of one entry as JSON) against the tables
-legato's migrations create: it separates what the statement costs the server from what the
-Python around it costs. By hand:
+legato (``legato.store.postgres._UPSERT_ONE``, the fenced single-row upsert its store sends for
+a batch of one entry) against the tables legato's migrations create: it separates what the
+statement costs the server from what the Python around it costs. By hand:
 ``cd bench && ../.venv/bin/python pg_floor.py seq --url 'postgresql://...?options=-csearch_path%3Dx'``
 (the schema must exist and be empty).
 """
@@ -14,8 +14,6 @@ Python around it costs. By hand:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import time
 from typing import Any
 
@@ -36,13 +34,12 @@ ON CONFLICT (run_id, seq) DO UPDATE SET output = excluded.output
 
 
 class Legato:
-    """legato's journal statement and its parameters for one entry, as its store sends them
-    (one JSON array, passed for each placeholder of the statement)."""
+    """legato's journal statement and its parameters for one entry, as its store sends them."""
 
     def __init__(self, url: str) -> None:
         import legato
-        from legato.store.base import Entry
-        from legato.store.postgres import _UPSERT_MANY
+        from legato.store.base import Entry, entry_values
+        from legato.store.postgres import _UPSERT_ONE
 
         app = legato.App("floor", url)  # creates legato's tables (its migrations) and a run
 
@@ -54,15 +51,13 @@ class Legato:
         app.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("UPDATE runs SET status = 'running', owner = 'w1' WHERE run_id = 'r1'")
-        self.statement, self.entry = _UPSERT_MANY, Entry
-        self.placeholders = _UPSERT_MANY.count("%s")
+        self.statement, self.entry, self.values = _UPSERT_ONE, Entry, entry_values
 
-    def params(self, i: int) -> tuple[str, ...]:
+    def params(self, i: int) -> tuple[Any, ...]:
         now = time.time()
         entry = self.entry("r1", i, "step", "inc", "completed", output=str(i + 1),
                            started_at=now, finished_at=now)  # fmt: skip
-        rows = json.dumps([{**dataclasses.asdict(entry), "owner": "w1"}])
-        return (rows,) * self.placeholders
+        return (*self.values(entry), "r1", "w1")
 
 
 def seq(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +72,8 @@ def seq(args: argparse.Namespace) -> dict[str, Any]:
         else:
 
             def write(i: int) -> None:
-                written = conn.execute(mine.statement, mine.params(i)).fetchall()
-                assert written == [("r1", i)], written
+                written = conn.execute(mine.statement, mine.params(i)).rowcount
+                assert written == 1, written
 
         for i in range(-10, 0):  # warm-up: prepared statements (psycopg prepares after 5)
             write(i)

@@ -38,7 +38,9 @@ from typing import Any
 
 import pg
 from report import (
+    FULL,
     KEY,
+    NORMAL,
     OFF,
     ON,
     QUIET_BUDGET,
@@ -193,25 +195,29 @@ def _postgres_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
     steps, serial, runs, scale = (200, 20, 200, 1000) if quick else (1000, 100, 1000, 4000)
     n, s, r = f"--steps {steps}", f"--runs {serial} --per-run 10", f"--runs {runs} --per-run 5"
     out = f"scaleout --runs {scale} --per-run 5 --concurrency 250"
-    # workload, system, configuration, arguments, synchronous_commit (None: server default)
+    # workload, system, configuration, arguments, synchronous_commit (None: server default).
+    # legato's own durability setting decides its synchronous_commit (see the report).
     table = [
-        ("pg-seq", "legato", ON, f"seq {n}", None),
-        ("pg-seq", "legato", OFF, f"seq {n}", "off"),
+        ("pg-seq", "legato", NORMAL, f"seq {n}", None),
+        ("pg-seq", "legato", FULL, f"seq {n} --durability full", None),
         ("pg-seq", "DBOS", "default (psycopg, SQLAlchemy pool)", f"seq {n}", None),
+        ("pg-seq", "DBOS", f"default, {OFF}", f"seq {n}", "off"),
         ("pg-seq", "LangGraph", "graph API, PostgresSaver, durability=sync", f"seq {n}", None),
+        ("pg-seq", "LangGraph", f"graph API, PostgresSaver, durability=sync, {OFF}", f"seq {n}",
+         "off"),
         ("pg-seq", "PostgreSQL", f"floor: 1 fenced upsert, {ON}", f"seq {n}", None),
         ("pg-seq", "PostgreSQL", f"floor: 1 fenced upsert, {OFF}", f"seq {n}", "off"),
         ("pg-seq", "PostgreSQL", f"floor: legato's statement, {ON}",
          f"seq {n} --statement legato", None),
         ("pg-seq", "PostgreSQL", f"floor: legato's statement, {OFF}",
          f"seq {n} --statement legato", "off"),
-        ("pg-serial", "legato", ON, f"serial {s}", None),
-        ("pg-serial", "legato", OFF, f"serial {s}", "off"),
+        ("pg-serial", "legato", NORMAL, f"serial {s}", None),
+        ("pg-serial", "legato", FULL, f"serial {s} --durability full", None),
         ("pg-serial", "DBOS", "default, direct calls", f"serial {s}", None),
         ("pg-serial", "LangGraph", "graph API, PostgresSaver, durability=sync", f"serial {s}",
          None),
-        ("pg-concurrent", "legato", ON, f"concurrent {r}", None),
-        ("pg-concurrent", "legato", OFF, f"concurrent {r}", "off"),
+        ("pg-concurrent", "legato", NORMAL, f"concurrent {r}", None),
+        ("pg-concurrent", "legato", FULL, f"concurrent {r} --durability full", None),
         ("pg-concurrent", "DBOS", "default, a thread per workflow",
          f"concurrent {r} --mode threads", None),
         ("pg-concurrent", "LangGraph", "graph API, AsyncPostgresSaver, one connection",
@@ -219,7 +225,8 @@ def _postgres_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
         ("pg-scaleout", "legato", "1 worker process", f"{out} --workers 1", None),
         ("pg-scaleout", "legato", "2 worker processes", f"{out} --workers 2", None),
         ("pg-scaleout", "legato", "4 worker processes", f"{out} --workers 4", None),
-        ("pg-scaleout", "legato", f"4 worker processes, {OFF}", f"{out} --workers 4", "off"),
+        ("pg-scaleout", "legato", f"4 worker processes, {FULL}",
+         f"{out} --workers 4 --durability full", None),
     ]  # fmt: skip
     programs = _programs()
     return [
@@ -311,7 +318,7 @@ def _failed(case: Case, why: str) -> None:
 def _postgres(case: Case, base: str) -> tuple[list[str], Any]:
     """The case's command with ``--url`` of a fresh schema (or database), and its cleanup."""
     if case.pg == "database":
-        name = pg.create_database(base)
+        name = pg.create_database(base, case.synchronous_commit)
         url = pg.with_params(base, database=name)
         return [*case.argv, "--url", url], lambda: pg.drop_database(base, name)
     name = pg.create_schema(base)

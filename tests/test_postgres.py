@@ -116,7 +116,9 @@ def test_full_durability_forces_synchronous_commit(db_url: str) -> None:
         return seen
 
     assert asyncio.run(settings("full")) == {"on"}
-    assert asyncio.run(settings("normal")) == {"off"}  # normal keeps what the server says
+    # normal: pooled connections keep what the server (here the URL) says; the journal's own
+    # connection is tests/test_postgres_journal.py's concern
+    assert asyncio.run(settings("normal")) == {"off"}
 
 
 def test_passwords_are_redacted_wherever_a_url_is_shown(db_url: str) -> None:

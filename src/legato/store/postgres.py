@@ -2,8 +2,9 @@
 
 - Claims use ``FOR UPDATE SKIP LOCKED``, so workers never wait on each other's rows.
 - Journal writes from all runs of a process are grouped: every upsert queued while the previous
-  batch was committing goes out as *one* statement (``unnest`` of arrays, fenced by a join on
-  the run's owner), so a thousand concurrent runs cost a handful of round trips.
+  batch was committing goes out as *one* statement (a JSON array, fenced by a join on the
+  run's owner), so a thousand concurrent runs cost a handful of round trips; a write alone (a
+  run stepping by itself) is a plain single-row upsert with the same fence.
 - ``LISTEN``/``NOTIFY`` wakes workers when a run becomes claimable; polling stays as a fallback.
 - When the database goes away (restart, failover), operations retry with backoff for
   ``reconnect_timeout`` seconds; the journal's writes are idempotent, so a retried batch whose
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from legato.errors import LegatoError, RunConflict, StoreError, UnknownRun
@@ -47,6 +48,7 @@ from legato.store.base import (
 )
 from legato.store.migrations import check_version, migrations
 from legato.store.postgres_supervision import PostgresSupervision
+from legato.store.postgres_usage import PostgresUsage
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -55,8 +57,17 @@ _ADVISORY_MIGRATE = 7_263_189_041  # pg_advisory_xact_lock key serializing migra
 
 _RUN_COLS = RUN_COLUMNS
 _ENTRY_COLS = ENTRY_COLUMNS
-# A batch travels as one JSON array (one parameter, serialized by the C json module), fenced by
-# a join on the run's owner: rows of runs this worker no longer owns are not written.
+_ENTRY_UPDATE = """ON CONFLICT (run_id, seq) DO UPDATE SET
+    kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
+    input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
+    attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch"""
+# Journal writes are fenced on the run's owner: a row of a run this worker no longer owns is
+# not written. The fence takes a share lock on the run's row, not a snapshot read: a claim
+# that moves the run to another worker either waits for this write or is seen by it (and then
+# the row is not written).
+#
+# A batch travels as one JSON array (one parameter, serialized by the C json module).
 _UPSERT_MANY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT v.run_id, v.seq, v.kind, v.name, v.status, v.input, v.output, v.error, v.attempts,
@@ -66,8 +77,6 @@ FROM jsonb_to_recordset(%s::jsonb)
           error text, attempts int, started_at float8, finished_at float8, wake_at float8,
           owner text, branch text)
 JOIN (
-    -- a share lock, not a snapshot read: a claim that moved the run to another worker either
-    -- waits for this write or is seen by it (and then the row is not written)
     SELECT r.run_id, r.owner FROM runs r
     WHERE r.status = 'running'
       AND (r.run_id, r.owner) IN (
@@ -75,12 +84,18 @@ JOIN (
       )
     FOR SHARE
 ) owned ON owned.run_id = v.run_id AND owned.owner = v.owner
-ON CONFLICT (run_id, seq) DO UPDATE SET
-    kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
-    input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
-    attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch
+{_ENTRY_UPDATE}
 RETURNING run_id, seq
+"""
+# The same write for a batch of one entry (a run stepping alone, the common case): plain
+# parameters, nothing to parse, and the row count tells whether it was written.
+_UPSERT_ONE = f"""
+INSERT INTO entries ({_ENTRY_COLS})
+SELECT %s::text, %s::int, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text,
+       %s::int, %s::float8, %s::float8, %s::float8, COALESCE(%s::text, '')
+FROM runs r WHERE r.run_id = %s AND r.owner = %s AND r.status = 'running'
+FOR SHARE
+{_ENTRY_UPDATE}
 """
 _INSERT_RUNS = f"""
 WITH ins AS (
@@ -89,7 +104,7 @@ WITH ins AS (
         run_id text, workflow text, status text, input text, output text, error text,
         parent_run_id text, parent_seq int, code_version text, owner text, wake_at float8,
         waiting_on text, created_at float8, updated_at float8, finished_at float8,
-        journal_format int)
+        journal_format int, tenant text)
     ON CONFLICT (run_id) DO NOTHING
     RETURNING run_id
 ), woke AS (SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM ins))
@@ -111,47 +126,55 @@ class _JournalBatch:
     """Groups journal upserts of concurrent runs into one statement per round trip.
 
     The batches go over a connection of their own, in autocommit: one statement is atomic, so
-    a batch costs exactly one round trip (and one WAL flush) however many runs it carries.
+    a batch costs exactly one round trip (and, with ``durability="full"``, one WAL flush)
+    however many runs it carries. With ``durability="normal"`` that connection commits with
+    ``synchronous_commit=off`` (see ``PostgresStore.open``).
+
+    A write has two futures. The caller's resolves after the batch's commit, with whether the
+    row was written (not if its run is no longer this worker's). The batch's resolves once the
+    batch settled, written or failed: ``drain`` waits on those, and batches settle in the order
+    they were queued. A caller cancelled mid-wait (a run being parked) cancels only its own
+    future, so its write stays queued and in the ordering barrier.
     """
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self._pending: list[tuple[Entry, str, asyncio.Future[bool]]] = []
-        self._unsettled: dict[str, list[asyncio.Future[bool]]] = {}
+        self._pending_settled: asyncio.Future[None] | None = None  # of the batch in _pending
+        self._last: dict[str, asyncio.Future[None]] = {}  # run -> last batch with a write of it
         self._flushing: asyncio.Task[None] | None = None
         self._conn: Conn | None = None
+        self._cursor: AsyncCursor[Any] | None = None
+        self.configure: Callable[[Conn], Awaitable[None]] | None = None
 
     def submit(self, entry: Entry, owner: str) -> asyncio.Future[bool]:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        if self._pending_settled is None:
+            self._pending_settled = loop.create_future()
         self._pending.append((entry, owner, fut))
-        self._unsettled.setdefault(entry.run_id, []).append(fut)
-        fut.add_done_callback(functools.partial(self._settled, entry.run_id))
+        self._last[entry.run_id] = self._pending_settled
         if self._flushing is None:
             # a fresh context: this task belongs to the store, not to the workflow that wrote
-            self._flushing = asyncio.create_task(self._run(), context=contextvars.Context())
+            self._flushing = loop.create_task(self._run(), context=contextvars.Context())
         return fut
-
-    def _settled(self, run_id: str, fut: asyncio.Future[bool]) -> None:
-        futures = self._unsettled.get(run_id)
-        if futures is not None:
-            futures.remove(fut)
-            if not futures:
-                del self._unsettled[run_id]
 
     async def drain(self, run_id: str | None = None) -> None:
         """Wait until the writes submitted so far (for ``run_id``, or all) have settled."""
         if run_id is None:
-            futures = [f for fs in self._unsettled.values() for f in fs]
+            batches = set(self._last.values())
         else:
-            futures = list(self._unsettled.get(run_id, ()))
-        if futures:
-            await asyncio.wait(futures)
+            last = self._last.get(run_id)
+            batches = set() if last is None else {last}
+        if batches:
+            await asyncio.wait(batches)  # never cancels them: a cancelled drain leaves them be
 
     async def close(self) -> None:
         await self.drain()
         await self._drop()
 
     async def _drop(self) -> None:
+        self._cursor = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
@@ -161,6 +184,7 @@ class _JournalBatch:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                settled, self._pending_settled = self._pending_settled, None
                 try:
                     written = await self._store._retry(
                         functools.partial(self._send, batch), on_lost=self._drop
@@ -169,25 +193,39 @@ class _JournalBatch:
                     for _, _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
-                    continue
-                for entry, _, fut in batch:
-                    if not fut.done():
-                        fut.set_result((entry.run_id, entry.seq) in written)
+                else:
+                    for entry, _, fut in batch:
+                        if not fut.done():
+                            fut.set_result((entry.run_id, entry.seq) in written)
+                if settled is not None:
+                    settled.set_result(None)
+                    for entry, _, _ in batch:
+                        if self._last.get(entry.run_id) is settled:
+                            del self._last[entry.run_id]
         finally:
             self._flushing = None
 
     async def _send(self, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or self._cursor is None:
             self._conn = await psycopg.AsyncConnection.connect(self._store.url, autocommit=True)
-            if self._store._configure is not None:
-                await self._store._configure(self._conn)
-        return await self._write(self._conn, batch=batch)
+            if self.configure is not None:
+                await self.configure(self._conn)
+            self._cursor = self._conn.cursor()  # one cursor for every batch: less to build
+        return await self._write(self._cursor, batch=batch)
 
     @staticmethod
-    async def _write(conn: Conn, *, batch: list[tuple[Entry, str, Any]]) -> set[tuple[str, int]]:
-        latest: dict[tuple[str, int], dict[str, Any]] = {}
+    async def _write(
+        cur: AsyncCursor[Any], *, batch: list[tuple[Entry, str, Any]]
+    ) -> set[tuple[str, int]]:
+        latest: dict[tuple[str, int], tuple[Entry, str]] = {}
         for e, owner, _ in batch:  # one row per key: a later write replaces an earlier one
-            latest[(e.run_id, e.seq)] = {
+            latest[(e.run_id, e.seq)] = (e, owner)
+        if len(latest) == 1:
+            [(key, (e, owner))] = latest.items()
+            await cur.execute(_UPSERT_ONE, (*entry_values(e), e.run_id, owner))
+            return {key} if cur.rowcount == 1 else set()
+        rows = json.dumps([
+            {
                 "run_id": e.run_id,
                 "seq": e.seq,
                 "kind": e.kind,
@@ -203,8 +241,9 @@ class _JournalBatch:
                 "owner": owner,
                 "branch": e.branch,
             }
-        rows = json.dumps(list(latest.values()))
-        cur = await conn.execute(_UPSERT_MANY, (rows, rows))
+            for e, owner in latest.values()
+        ])  # fmt: skip
+        await cur.execute(_UPSERT_MANY, (rows, rows))
         return {(r[0], r[1]) for r in await cur.fetchall()}
 
 
@@ -251,7 +290,7 @@ class _StartBatch:
         return {r[0] for r in await cur.fetchall()}
 
 
-class PostgresStore(PostgresSupervision):
+class PostgresStore(PostgresSupervision, PostgresUsage):
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
     poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
@@ -271,7 +310,6 @@ class PostgresStore(PostgresSupervision):
         self._journal = _JournalBatch(self)
         self._starts = _StartBatch(self)
         self._listeners: list[Callable[[], None]] = []
-        self._configure: Callable[[Conn], Awaitable[None]] | None = None
         self._listen_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -283,8 +321,15 @@ class PostgresStore(PostgresSupervision):
         max_size: int = 10,
         reconnect_timeout: float = 120.0,
     ) -> PostgresStore:
-        """Connect, migrate, and pool. ``durability="full"`` forces ``synchronous_commit=on``
-        on legato's connections; ``"normal"`` keeps the server's setting (on, by default)."""
+        """Connect, migrate, and pool.
+
+        ``durability="full"`` forces ``synchronous_commit=on`` on all of legato's connections.
+        ``"normal"`` keeps the server's setting (on, by default) everywhere but on the journal's
+        own connection, which commits step results with ``synchronous_commit=off``: like
+        SQLite's ``synchronous=NORMAL``, a crash of the database server may lose the last
+        journal writes (their steps run again), never a commit made after them, because any
+        later synchronous commit flushes all the WAL written before it.
+        """
         shown = redact_url(url)
         try:  # one plain connection first: a wrong address fails now, with its real reason
             first = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
@@ -309,7 +354,7 @@ class PostgresStore(PostgresSupervision):
             await pool.close()
             raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
         store = cls(url, pool, schema, reconnect_timeout)
-        store._configure = configure
+        store._journal.configure = configure or _async_commit
         return store
 
     async def close(self) -> None:
@@ -613,9 +658,9 @@ class PostgresStore(PostgresSupervision):
 
     # -- fenced writes ------------------------------------------------------------------
     def record(self, owner: str, entry: Entry) -> Awaitable[bool]:
-        # queued now, and shielded: a caller cancelled mid-wait (a run being parked) must not
-        # take its write out of the ordering barrier while the write is on its way
-        return asyncio.shield(self._journal.submit(entry, owner))
+        # queued now; a caller cancelled mid-wait (a run being parked) cancels only its own
+        # future, not the write on its way nor its place in the ordering barrier
+        return self._journal.submit(entry, owner)
 
     async def consume_event(self, owner: str, entry: Entry) -> str | None:
         async def work(conn: Conn) -> str | None:
@@ -654,7 +699,7 @@ class PostgresStore(PostgresSupervision):
                 return False
             await _upsert(conn, entry)
             await conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 16)})"
+                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 17)})"
                 " ON CONFLICT (run_id) DO NOTHING",
                 run_values(child),
             )
@@ -847,12 +892,7 @@ async def _require_run(
 
 async def _upsert(conn: Conn, e: Entry) -> None:
     await conn.execute(
-        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 13)})"
-        " ON CONFLICT (run_id, seq) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
-        " status = EXCLUDED.status, input = EXCLUDED.input, output = EXCLUDED.output,"
-        " error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
-        " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
-        " wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch",
+        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 13)}) {_ENTRY_UPDATE}",
         entry_values(e),
     )
 
@@ -931,6 +971,10 @@ async def _migrate(conn: Conn, shown: str) -> str:
 
 async def _full_durability(conn: Conn) -> None:
     await conn.execute("SET synchronous_commit = on")
+
+
+async def _async_commit(conn: Conn) -> None:
+    await conn.execute("SET synchronous_commit = off")
 
 
 def _reason(exc: BaseException) -> str:
