@@ -227,7 +227,9 @@ async def _candidate(
         cost = Cost(usd=Decimal(0)) if cached else _price(models, model).price(
             deployment, response.usage, official=_official(model)
         )  # fmt: skip
-        await _record_usage(env, route, model, response.usage, cost, cached=cached)
+        # a cache hit spends no tokens: its row counts the hit, not the original call's usage
+        spent = Usage(requests=1) if cached else response.usage
+        await _record_usage(env, route, model, spent, cost, cached=cached)
         output: Any = None
         if (
             spec.output is not None
