@@ -20,7 +20,7 @@ class CostOps:
         by: str = "workflow",
         since: timedelta | None = None,
         workflow: str | None = None,
-        now: float | None = None,
+        now: float,
     ) -> list[tuple[str, UsageTotals]]:
         """Usage and cost grouped ``by`` workflow, model, day, tenant or run."""
         if by not in GROUP_COLUMNS:
@@ -29,7 +29,7 @@ class CostOps:
             )
         since_day = None
         if since is not None:
-            start = datetime.fromtimestamp(now if now is not None else 0, UTC) - since
+            start = datetime.fromtimestamp(now, UTC) - since
             since_day = start.strftime("%Y-%m-%d")
         group: GroupBy = by  # type: ignore[assignment]
         return await self.store.usage_rollup(group, since_day=since_day, workflow=workflow)

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from legato.ai import structured
 from legato.ai.config import Budget
 from legato.ai.messages import Message, ToolSpec, as_messages
-from legato.ai.model import Capabilities
 from legato.ai.results import BudgetExceeded, LLMResult
 from legato.ai.usage import Cost, Usage
 from legato.engine.definitions import ToolDef
@@ -112,9 +111,8 @@ class Agent(Generic[T]):
             for _, d in self.tools.values()
         ]
         if self.output is not None:  # answering is a tool call too, offered last
-            spec = structured.output_spec(self.output, Capabilities(), has_tools=False)
             specs.append(ToolSpec(name=FINAL, description="Give the final answer.",
-                                  parameters=spec.schema_))  # fmt: skip
+                                  parameters=structured.schema_of(self.output)))  # fmt: skip
         return tuple(specs)
 
     async def run(

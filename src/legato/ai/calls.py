@@ -179,7 +179,7 @@ def _cheapest(models: Models, order: list[str], spec: CallSpec, tally: _Tally) -
             tally.attempts.append(Attempt(deployment=deployment, outcome="skipped", reason=why))
             continue
         out = tokens.max_output(_base_request(spec), caps)
-        cost = _price(models, model).estimate(deployment, needed, out, official=_official(model))
+        cost = _price(models, model).estimate(needed, out)
         known = 0 if cost.usd is not None else 1
         ranked.append((known, cost.usd or Decimal(0), position, deployment))
     return [d for *_, d in sorted(ranked)]
@@ -224,9 +224,7 @@ async def _candidate(
         started = time.monotonic()
         response, cached, key = await _send(models, model, env, request, tally, spec.timeout)
         latency = int((time.monotonic() - started) * 1000)
-        cost = Cost(usd=Decimal(0)) if cached else _price(models, model).price(
-            deployment, response.usage, official=_official(model)
-        )  # fmt: skip
+        cost = Cost(usd=Decimal(0)) if cached else _price(models, model).price(response.usage)
         # a cache hit spends no tokens: its row counts the hit, not the original call's usage
         spent = Usage(requests=1) if cached else response.usage
         await _record_usage(env, route, model, spent, cost, cached=cached)
@@ -374,19 +372,20 @@ def _official(model: Model) -> bool:
 
 class _Priced:
     """Prices for one deployment: legato.toml overrides by deployment id (``name:model``),
-    public prices by the provider's kind (``openai:gpt-4o`` whatever the provider is named)."""
+    public prices by the provider's kind (``openai:gpt-4o`` whatever the provider is named),
+    and only at the provider's own endpoint."""
 
     def __init__(self, models: Models, model: Model) -> None:
         self.table = models.prices
         overridden = model.id in models.config.prices
         self.key = model.id if overridden else f"{model.provider.kind}:{model.name}"
+        self.official = _official(model)
 
-    def price(self, _deployment: str, usage: Usage, *, official: bool) -> Cost:
-        return self.table.price(self.key, usage, official=official)
+    def price(self, usage: Usage) -> Cost:
+        return self.table.price(self.key, usage, official=self.official)
 
-    def estimate(self, _deployment: str, input_tokens: int, output_tokens: int, *,
-                 official: bool) -> Cost:  # fmt: skip
-        return self.table.estimate(self.key, input_tokens, output_tokens, official=official)
+    def estimate(self, input_tokens: int, output_tokens: int) -> Cost:
+        return self.table.estimate(self.key, input_tokens, output_tokens, official=self.official)
 
 
 def _price(models: Models, model: Model) -> _Priced:
@@ -429,7 +428,7 @@ async def _check_budgets(
         return
     est_in = tokens.estimate_request(request, model.name)
     est_out = tokens.max_output(request, model.capabilities)
-    estimate = _price(models, model).estimate(model.id, est_in, est_out, official=_official(model))
+    estimate = _price(models, model).estimate(est_in, est_out)
     for scope, budget in scopes:
         filters: dict[str, str]
         if scope == "run":
@@ -559,7 +558,7 @@ async def embed(models: Models, env: CallEnv, ref: str, texts: list[str]) -> Any
                 continue
             raise
         models.breakers.success(deployment)
-        cost = _price(models, model).price(deployment, response.usage, official=_official(model))
+        cost = _price(models, model).price(response.usage)
         await _record_usage(env, route, model, response.usage, cost, cached=False, kind="embed")
         return EmbedResult(
             vectors=[list(v) for v in response.vectors], model=model.id, usage=response.usage,

@@ -23,15 +23,32 @@ import tomllib
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from legato.errors import ConfigurationError
 
 Strategy = Literal["fallback", "cascade", "cheapest"]
 Breach = Literal["fail", "downgrade", "approve"]
 KINDS = ("openai", "anthropic", "local", "scripted")
+
+
+def _duration(value: Any) -> Any:
+    from legato.governance.policy import parse_duration
+
+    return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+#: a timedelta, or a duration as the policy file writes it: "30s", "1d", seconds
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Config(BaseModel):
@@ -120,28 +137,14 @@ class Budgets(_Config):
 
 class CacheConfig(_Config):
     enabled: bool = False
-    ttl: timedelta = timedelta(days=1)
-
-    @field_validator("ttl", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        from legato.governance.policy import parse_duration
-
-        return parse_duration(value) if isinstance(value, str | int | float) else value
+    ttl: Duration = timedelta(days=1)
 
 
 class BreakerConfig(_Config):
     """Per deployment, per worker process: open after ``failures`` in a row, for ``cooldown``."""
 
     failures: int = Field(default=3, ge=1)
-    cooldown: timedelta = timedelta(seconds=30)
-
-    @field_validator("cooldown", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        from legato.governance.policy import parse_duration
-
-        return parse_duration(value) if isinstance(value, str | int | float) else value
+    cooldown: Duration = timedelta(seconds=30)
 
 
 class AIConfig(_Config):

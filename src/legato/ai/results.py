@@ -74,21 +74,26 @@ class EmbedResult(BaseModel):
     cost: Cost = Field(default_factory=Cost)
 
 
-class BudgetExceeded(LegatoError):
-    """A model call would pass a budget; it was not sent."""
-
-    code = "budget_exceeded"
+class _Detailed(LegatoError):
+    """An error with JSON facts in ``details``: they cross the journal, so the error is rebuilt
+    the same on replay."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details = details or {}
+
+
+class BudgetExceeded(_Detailed):
+    """A model call would pass a budget; it was not sent."""
+
+    code = "budget_exceeded"
 
     @property
     def scope(self) -> str | None:
         return self.details.get("scope")
 
 
-class OutputValidationError(LegatoError):
+class OutputValidationError(_Detailed):
     """No candidate produced output that validates, within the allowed repairs.
 
     ``attempts`` holds every try, with its deployment, the reason and what it used.
@@ -96,47 +101,31 @@ class OutputValidationError(LegatoError):
 
     code = "output_validation"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
-
     @property
     def attempts(self) -> list[Attempt]:
         return [Attempt.model_validate(a) for a in self.details.get("attempts", [])]
 
 
-class DataBlocked(LegatoError):
+class DataBlocked(_Detailed):
     """The prompt holds a data class the policy forbids sending; nothing was sent."""
 
     code = "data_blocked"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
 
-
-class ModelUnavailable(LegatoError):
+class ModelUnavailable(_Detailed):
     """Every candidate failed or was skipped (see ``details['attempts']``); retried later."""
 
     code = "model_unavailable"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
 
-
-class _BudgetApproval(LegatoError):
+class _BudgetApproval(_Detailed):
     """Internal: a breach whose policy is to ask a person; ctx.llm parks on an approval."""
 
     code = "budget_approval"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.details = details or {}
-
 
 #: errors that cross the journal as themselves: rebuilt from (type name, message, details)
-TYPED_ERRORS: dict[str, type[LegatoError]] = {
+TYPED_ERRORS: dict[str, type[_Detailed]] = {
     cls.__name__: cls
     for cls in (
         BudgetExceeded,

@@ -125,6 +125,7 @@ class Execution(Supervision, ModelCalls):
     ) -> None:
         self.store = store
         self.models = models
+        self._init_model_calls()
         self.clock = clock
         self.run = run
         self.run_id = run.run_id

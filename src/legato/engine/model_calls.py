@@ -84,8 +84,11 @@ class ModelCalls:
             schema: dict[str, Any] | None = None,
         ) -> hitl.Decision[Any]: ...  # fmt: skip
 
-    _raised: dict[str, Budget]
-    _budget_lock: asyncio.Lock | None
+    def _init_model_calls(self) -> None:
+        #: budget limits a person raised in this run (rebuilt on replay by the same approvals)
+        self._raised: dict[str, Budget] = {}
+        #: serializes a run's calls while budgets are configured (see _budgeted)
+        self._budget_lock = asyncio.Lock()
 
     def _models(self) -> Models:
         if self.models is None:
@@ -94,8 +97,7 @@ class ModelCalls:
 
     def _budgets(self) -> Budgets:
         configured = self._models().config.budgets
-        raised = getattr(self, "_raised", {})
-        return configured.model_copy(update=raised) if raised else configured
+        return configured.model_copy(update=self._raised) if self._raised else configured
 
     def _env(self, seq: int, cache: bool | None) -> CallEnv:
         config = self._models().config
@@ -139,10 +141,7 @@ class ModelCalls:
         (a gather) cannot each see the same spend and pass a limit together."""
         if not env.budgets.scopes():
             return await fn(self._models(), env, *args)
-        lock = getattr(self, "_budget_lock", None)
-        if lock is None:
-            lock = self._budget_lock = asyncio.Lock()
-        async with lock:
+        async with self._budget_lock:
             return await fn(self._models(), env, *args)
 
     async def _journaled(
@@ -196,8 +195,6 @@ class ModelCalls:
             )
         raised: BudgetRaise = decision.data
         current = getattr(self._budgets(), scope) or Budget()
-        if not hasattr(self, "_raised"):
-            self._raised = {}
         self._raised[scope] = current.model_copy(
             update={"usd": raised.usd, "tokens": raised.tokens, "calls": raised.calls,
                     "allow_unknown_cost": current.allow_unknown_cost or raised.allow_unknown_cost}
@@ -208,7 +205,7 @@ def _typed(failed: StepFailed) -> Exception:
     """The error a model call raised, rebuilt from its journaled form (same on replay)."""
     typed = TYPED_ERRORS.get(failed.error_type)
     if typed is not None:
-        return typed(failed.message, details=failed.details)  # type: ignore[call-arg]
+        return typed(failed.message, details=failed.details)
     if failed.error_type == "ModelError":
         d = failed.details or {}
         return ModelError(d.get("kind", "bad_response"), str(d.get("detail", failed.message)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ __all__ = [
     "json_arguments",
     "output_instruction",
     "read_answer",
+    "require_sdk",
     "send_request",
     "status_kind",
 ]
@@ -44,6 +46,17 @@ _BUILDERS: dict[str, Builder] = {
     "openai": _openai,
     "anthropic": _anthropic,
 }
+
+
+def require_sdk(module: str, provider: ProviderSettings) -> Any:
+    """Import a provider's SDK on first use; a missing one names the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(
+            f"provider {provider.name!r} speaks the {module} protocol, which needs the {module}"
+            f" SDK: pip install 'legato[{module}]'"
+        ) from None
 
 
 def build_model(

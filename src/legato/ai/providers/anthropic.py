@@ -11,9 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
 from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
-from legato.ai.providers import output_instruction, read_answer, send_request, status_kind
+from legato.ai.providers import (
+    output_instruction,
+    read_answer,
+    require_sdk,
+    send_request,
+    status_kind,
+)
 from legato.ai.usage import Usage
-from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -70,13 +75,7 @@ class AnthropicModel(Model):
 
     def _connect(self) -> AsyncAnthropic:
         if self._client is None:
-            try:
-                import anthropic
-            except ImportError:
-                raise ConfigurationError(
-                    f"provider {self.provider.name!r} speaks the anthropic protocol, which "
-                    "needs the anthropic SDK: pip install 'legato[anthropic]'"
-                ) from None
+            anthropic = require_sdk("anthropic", self.provider)
             key = self.provider.key() or ""  # key() raises when there is none
             # The SDK sends the key as a bearer token; Anthropic's API and many servers
             # speaking its protocol read it from x-api-key.

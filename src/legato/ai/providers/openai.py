@@ -24,11 +24,11 @@ from legato.ai.providers import (
     json_arguments,
     output_instruction,
     read_answer,
+    require_sdk,
     send_request,
     status_kind,
 )
 from legato.ai.usage import Usage
-from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -78,13 +78,7 @@ class OpenAIModel(Model):
 
     def _connect(self) -> AsyncOpenAI:
         if self._client is None:
-            try:
-                import openai
-            except ImportError:
-                raise ConfigurationError(
-                    f"provider {self.provider.name!r} speaks the openai protocol, which needs "
-                    "the openai SDK: pip install 'legato[openai]'"
-                ) from None
+            openai = require_sdk("openai", self.provider)
             self._client = openai.AsyncOpenAI(
                 api_key=self.provider.key(),
                 base_url=self.provider.base_url,
