@@ -49,8 +49,9 @@ class RunRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
-    #: 2: entries are matched by branch and position on replay; 1: by global sequence
-    journal_format: int = 2
+    #: 3: entries record (branch, position), their identity; 2: matched by branch and the
+    #: order of recorded entries; 1: by global sequence (formats 1 and 2: runs started earlier)
+    journal_format: int = 3
     #: who the run works for: budgets per tenant per day add up model calls by this
     tenant: str | None = None
 
@@ -72,6 +73,17 @@ class Entry:
     finished_at: float | None = None
     wake_at: float | None = None
     branch: str = ""
+    #: the position within its branch (journal format 3; None in runs of older formats)
+    position: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The entry's identity as users see it: its branch and its position in the branch
+        (``"3"``: the workflow's fourth operation; ``"1.0"``: the first of the second task it
+        started), the same on every attempt and replay. Older runs: the sequence number."""
+        if self.position is None:
+            return str(self.seq)
+        return f"{self.branch.replace('/', '.')}{self.position}"
 
 
 def redact_url(url: str) -> str:
@@ -118,7 +130,7 @@ RUN_COLUMNS = (
 )
 ENTRY_COLUMNS = (
     "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
-    " wake_at, branch"
+    " wake_at, branch, position"
 )
 
 
@@ -136,7 +148,7 @@ def entry_values(e: Entry) -> tuple[Any, ...]:
     """The entry's fields in ENTRY_COLUMNS order."""
     return (
         e.run_id, e.seq, e.kind, e.name, e.status, e.input, e.output, e.error, e.attempts,
-        e.started_at, e.finished_at, e.wake_at, e.branch,
+        e.started_at, e.finished_at, e.wake_at, e.branch, e.position,
     )  # fmt: skip
 
 

@@ -61,7 +61,8 @@ _ENTRY_UPDATE = """ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
     input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
     attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch"""
+    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch,
+    position = EXCLUDED.position"""
 # Journal writes are fenced on the run's owner: a row of a run this worker no longer owns is
 # not written. The fence takes a share lock on the run's row, not a snapshot read: a claim
 # that moves the run to another worker either waits for this write or is seen by it (and then
@@ -71,11 +72,11 @@ _ENTRY_UPDATE = """ON CONFLICT (run_id, seq) DO UPDATE SET
 _UPSERT_MANY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT v.run_id, v.seq, v.kind, v.name, v.status, v.input, v.output, v.error, v.attempts,
-       v.started_at, v.finished_at, v.wake_at, COALESCE(v.branch, '')
+       v.started_at, v.finished_at, v.wake_at, COALESCE(v.branch, ''), v.position
 FROM jsonb_to_recordset(%s::jsonb)
      AS v(run_id text, seq int, kind text, name text, status text, input text, output text,
           error text, attempts int, started_at float8, finished_at float8, wake_at float8,
-          owner text, branch text)
+          owner text, branch text, position int)
 JOIN (
     SELECT r.run_id, r.owner FROM runs r
     WHERE r.status = 'running'
@@ -92,7 +93,7 @@ RETURNING run_id, seq
 _UPSERT_ONE = f"""
 INSERT INTO entries ({_ENTRY_COLS})
 SELECT %s::text, %s::int, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text,
-       %s::int, %s::float8, %s::float8, %s::float8, COALESCE(%s::text, '')
+       %s::int, %s::float8, %s::float8, %s::float8, COALESCE(%s::text, ''), %s::int
 FROM runs r WHERE r.run_id = %s AND r.owner = %s AND r.status = 'running'
 FOR SHARE
 {_ENTRY_UPDATE}
@@ -240,6 +241,7 @@ class _JournalBatch:
                 "wake_at": e.wake_at,
                 "owner": owner,
                 "branch": e.branch,
+                "position": e.position,
             }
             for e, owner in latest.values()
         ])  # fmt: skip
@@ -892,7 +894,7 @@ async def _require_run(
 
 async def _upsert(conn: Conn, e: Entry) -> None:
     await conn.execute(
-        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 13)}) {_ENTRY_UPDATE}",
+        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 14)}) {_ENTRY_UPDATE}",
         entry_values(e),
     )
 

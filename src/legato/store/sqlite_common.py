@@ -13,13 +13,14 @@ _RUN_COLS = RUN_COLUMNS
 _ENTRY_COLS = ENTRY_COLUMNS
 _UPSERT_ENTRY = f"""
 INSERT INTO entries ({_ENTRY_COLS})
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running')
 ON CONFLICT (run_id, seq) DO UPDATE SET
     kind = excluded.kind, name = excluded.name, status = excluded.status,
     input = excluded.input, output = excluded.output, error = excluded.error,
     attempts = excluded.attempts, started_at = excluded.started_at,
-    finished_at = excluded.finished_at, wake_at = excluded.wake_at, branch = excluded.branch
+    finished_at = excluded.finished_at, wake_at = excluded.wake_at, branch = excluded.branch,
+    position = excluded.position
 """
 _OWNS = "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'"
 
