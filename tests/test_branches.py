@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+
 import legato
 
 
@@ -112,3 +114,73 @@ def test_tasks_in_a_fresh_context_take_no_branch_number(
     app.run_until_idle()
     assert handle.result() == ["A", "B"]
     assert sorted(calls) == ["A", "B", "a", "b"]  # each step once: replay used the journal
+
+
+def _branchy(app: legato.App) -> Callable[..., object]:
+    @app.step
+    async def one(name: str) -> str:
+        return name.upper()
+
+    async def twice(name: str) -> str:
+        return await one(await one(name))
+
+    @app.workflow
+    async def flow(ctx: legato.Context) -> list[str]:
+        return list(await asyncio.gather(twice("a"), twice("b")))
+
+    return flow
+
+
+def test_the_host_loop_keeps_its_task_factory(make_app: Callable[..., legato.App]) -> None:
+    """legato numbers tasks only while a run executes on the loop; afterwards the loop's own
+    factory (none, or the one it had) is back."""
+    app = make_app()
+    flow = _branchy(app)
+    made: list[object] = []
+
+    def theirs(
+        loop: asyncio.AbstractEventLoop, coro: object, **kwargs: object
+    ) -> asyncio.Task[object]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)  # type: ignore[arg-type]
+
+    async def main() -> tuple[object, object, list[str]]:
+        loop = asyncio.get_running_loop()
+        before = loop.get_task_factory()
+        first = await app.run_async(flow, run_id="plain")
+        after_plain = loop.get_task_factory()
+        loop.set_task_factory(theirs)
+        second = await app.run_async(flow, run_id="chained")  # theirs is chained, then restored
+        assert loop.get_task_factory() is theirs
+        loop.set_task_factory(None)
+        await app.close_async()
+        return before, after_plain, [*first, *second]
+
+    before, after, results = asyncio.run(main())
+    assert before is None and after is None
+    assert results == ["A", "B", "A", "B"]
+    assert made  # the chained factory still created the workflow's tasks
+
+
+def test_a_factory_that_drops_legatos_context_fails_the_run_loudly(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+    flow = _branchy(app)
+
+    def careless(
+        loop: asyncio.AbstractEventLoop, coro: object, **kwargs: object
+    ) -> asyncio.Task[object]:
+        return asyncio.Task(coro, loop=loop)  # type: ignore[arg-type]  # drops `context`
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_task_factory(careless)
+        try:
+            await app.run_async(flow, run_id="careless")
+        finally:
+            await app.close_async()
+
+    with pytest.raises(legato.RunFailed) as failed:
+        asyncio.run(main())
+    assert "created without legato's branch numbering" in str(failed.value)
+    assert "careless" in str(failed.value)  # the factory is named

@@ -61,7 +61,24 @@ def record(folder: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("history", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+def record_branches(folder: Path, name: str) -> Path:
+    """Record the branches run parked on its events, one of them answered."""
+    app = legato.App("rec", f"sqlite:///{folder / 'rec.db'}", clock=TimeSkippingClock(START))
+    reference.register_branches(app)
+    app.start("branches", "ada,grace,linus", run_id="golden-b")
+    app.run_until_idle(skip=timedelta(0))
+    app.send_event("golden-b", "reply:grace", "yes")
+    app.run_until_idle(skip=timedelta(0))
+    assert app.handle("golden-b").status() == "waiting"
+    app.close()
+    target = HISTORIES / f"branches_{name}.json"
+    target.write_text(json.dumps(_dump(folder / "rec.db", ["golden-b"]), indent=1) + "\n")
+    return target
+
+
+@pytest.mark.parametrize(
+    "history", sorted(HISTORIES.glob("reference_*.json")), ids=lambda p: p.stem
+)
 def test_recorded_history_replays(
     history: Path, tmp_path: Path, make_app: Callable[..., legato.App]
 ) -> None:
@@ -86,6 +103,37 @@ def test_recorded_history_replays(
     assert reference.executed == []  # every recorded step replayed from the journal
 
 
+@pytest.mark.parametrize("history", sorted(HISTORIES.glob("branches_*.json")), ids=lambda p: p.stem)
+def test_recorded_branches_replay(
+    history: Path, tmp_path: Path, make_app: Callable[..., legato.App]
+) -> None:
+    """Runs with concurrent branches recorded by earlier journal formats (format 2: branches
+    matched in order; format 3: by position) resume where they were."""
+    app = make_app(clock=TimeSkippingClock(START + 86400))
+    reference.register_branches(app)
+    with pytest.raises(legato.UnknownRun):  # opens (and so creates) the database
+        app.handle("nothing").status()
+    _load(app.database_url, json.loads(history.read_text()))
+
+    reference.executed.clear()
+    run = app.handle("golden-b")
+    assert run.status() == "waiting"
+    app.send_event("golden-b", "reply:linus", "later")
+    app.send_event("golden-b", "reply:ada", "no")
+    app.run_until_idle(skip=timedelta(0))
+    assert run.result() == [
+        {"name": "ada", "rating": 3, "reply": "no"},
+        {"name": "grace", "rating": 5, "reply": "yes"},
+        {"name": "linus", "rating": 5, "reply": "later"},
+    ]
+    assert reference.executed == []  # every recorded step replayed from the journal
+
+
 if __name__ == "__main__":
+    import sys
+
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"recorded {record(Path(tmp))}")
+        if sys.argv[1:2] == ["branches"]:  # python -m tests.test_histories branches NAME
+            print(f"recorded {record_branches(Path(tmp), sys.argv[2])}")
+        else:
+            print(f"recorded {record(Path(tmp))}")

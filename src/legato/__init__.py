@@ -19,7 +19,7 @@ from legato.app import App
 from legato.clock import Clock, SystemClock
 from legato.context import Context
 from legato.engine.definitions import Step, Tool
-from legato.engine.execution import StepInfo, current_step
+from legato.engine.runtime import StepInfo, current_step
 from legato.errors import (
     ActionDenied,
     ApprovalConflict,

@@ -15,7 +15,7 @@ from legato.errors import ConfigurationError
 from legato.hitl import Decision
 
 if TYPE_CHECKING:
-    from legato.engine.execution import Execution
+    from legato.engine.runtime import Durable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,7 +52,7 @@ class Context:
 
     __slots__ = ("_execution",)
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Durable) -> None:
         self._execution = execution
 
     @property
@@ -68,27 +68,29 @@ class Context:
         """True while the code re-executes entries the journal already holds."""
         return self._execution.is_replaying
 
-    async def sleep(self, duration: timedelta | float) -> None:
+    # Sleeps, event waits, approvals and child runs are plain methods that return the awaitable:
+    # the operation takes its place in the journal where it is called, like a step.
+    def sleep(self, duration: timedelta | float) -> Awaitable[None]:
         """Wait durably; a long sleep unloads the run and costs nothing while it lasts."""
-        await self._execution.sleep(_seconds(duration, "sleep duration"))
+        return self._execution.sleep(_seconds(duration, "sleep duration"))
 
     @overload
-    async def wait_for_event(
+    def wait_for_event(
         self, name: str, *, timeout: timedelta | float | None = None, type: None = None
-    ) -> Any: ...
+    ) -> Awaitable[Any]: ...
 
     @overload
-    async def wait_for_event(
+    def wait_for_event(
         self, name: str, *, timeout: timedelta | float | None = None, type: type[T]
-    ) -> T: ...
+    ) -> Awaitable[T]: ...
 
-    async def wait_for_event(
+    def wait_for_event(
         self,
         name: str,
         *,
         timeout: timedelta | float | None = None,
         type: type[Any] | None = None,
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """Wait for an event sent with ``app.send_event(run_id, name, payload)``.
 
         An event sent before the wait is buffered and returned at once. With ``timeout``,
@@ -98,9 +100,9 @@ class Context:
         if not name:
             raise ConfigurationError("an event name must be a non-empty string")
         seconds = None if timeout is None else _seconds(timeout, "event timeout")
-        return await self._execution.wait_for_event(name, seconds, type)
+        return self._execution.wait_for_event(name, seconds, type)
 
-    async def approval(
+    def approval(
         self,
         name: str,
         data: T = None,  # type: ignore[assignment]
@@ -109,7 +111,7 @@ class Context:
         assignees: Sequence[str] | None = None,
         timeout: timedelta | float | None = None,
         on_timeout: Literal["reject", "approve", "fail"] = "reject",
-    ) -> Decision[T]:
+    ) -> Awaitable[Decision[T]]:
         """Ask a person to approve ``data``; the run parks until someone decides.
 
         The approver may edit the data (validated against its type); ``decision.data`` is what
@@ -123,11 +125,10 @@ class Context:
                 f"on_timeout must be 'reject', 'approve' or 'fail', got {on_timeout!r}"
             )
         seconds = None if timeout is None else _seconds(timeout, "approval timeout")
-        decision: Decision[T] = await self._execution.approval(
+        return self._execution.approval(
             name, data, prompt=prompt, assignees=list(assignees or ()), timeout=seconds,
             on_timeout=on_timeout,
         )  # fmt: skip
-        return decision
 
     async def tool(
         self, tool: Callable[..., Any], /, *, actor: str | None = None, **args: Any
@@ -145,14 +146,14 @@ class Context:
             )
         return await self._execution.tool(definition, args, actor)
 
-    async def child(
+    def child(
         self,
         workflow: Callable[Concatenate[Context, P], Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> R:
+    ) -> Awaitable[R]:
         """Start a child workflow run and wait for its result (it may run on any worker)."""
-        result: R = await self._execution.child(workflow, args, kwargs)
+        result: Awaitable[R] = self._execution.child(workflow, args, kwargs)
         return result
 
     @overload

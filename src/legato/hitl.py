@@ -84,9 +84,9 @@ class Approval:
         )
 
 
-def approval_id(run_id: str, seq: int) -> str:
+def approval_id(run_id: str, entry: str) -> str:
     """Derived from the entry, so a replay finds the same approval without storing randomness."""
-    return "ap_" + hashlib.sha256(f"{run_id}:{seq}".encode()).hexdigest()[:16]
+    return "ap_" + hashlib.sha256(f"{run_id}:{entry}".encode()).hexdigest()[:16]
 
 
 def data_hash(text: str) -> str:

@@ -36,6 +36,8 @@ class TimelineEntry:
     attempts: int
     duration: float | None
     summary: str
+    #: the entry's identity: branch and position ("3", "0.1"); see Entry.key
+    entry: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,9 @@ def _line(e: Entry) -> TimelineEntry:
     duration = None
     if e.started_at is not None and e.finished_at is not None:
         duration = max(0.0, e.finished_at - e.started_at)
-    return TimelineEntry(e.seq, e.kind, e.name, e.status, e.attempts, duration, summarize(e))
+    return TimelineEntry(
+        e.seq, e.kind, e.name, e.status, e.attempts, duration, summarize(e), entry=e.key
+    )
 
 
 def summarize(e: Entry, width: int = 80) -> str:

@@ -49,3 +49,28 @@ def register(app: legato.App) -> None:
             "days": (ctx.now() - started).days,
             "token_is_uuid": len(str(token)) == 36,
         }
+
+
+def register_branches(app: legato.App) -> None:
+    """Concurrent branches that each wait for their own event (recorded parked, one replied)."""
+
+    @app.step()
+    async def split(text: str) -> list[str]:
+        executed.append("split")
+        return text.split(",")
+
+    @app.step()
+    async def rate(name: str) -> int:
+        executed.append(f"rate:{name}")
+        return len(name)
+
+    @app.workflow(name="branches")
+    async def branches(ctx: legato.Context, text: str) -> list[dict[str, object]]:
+        names = await split(text)
+
+        async def vet(name: str) -> dict[str, object]:
+            rating = await rate(name)
+            reply = await ctx.wait_for_event(f"reply:{name}", timeout=timedelta(days=5))
+            return {"name": name, "rating": rating, "reply": reply}
+
+        return list(await asyncio.gather(*(vet(n) for n in names)))

@@ -61,6 +61,7 @@ class CallEnv:
     budgets: Budgets
     data_rules: DataRules | None = None
     cache_ttl: timedelta | None = None  # None: no response cache for this call
+    entry: str | None = None  # the journal entry's key (its identity; seq may change)
 
 
 @dataclass(frozen=True)
@@ -409,7 +410,7 @@ async def _record_usage(
     await env.store.record_usage([
         UsageRecord(
             run_id=env.run_id, workflow=env.workflow, tenant=env.tenant, seq=env.seq,
-            deployment=model.id, alias=route.alias, kind=kind,
+            entry=env.entry, deployment=model.id, alias=route.alias, kind=kind,
             input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
             cache_write_tokens=usage.cache_write_tokens, output_tokens=usage.output_tokens,
             reasoning_tokens=usage.reasoning_tokens, requests=max(usage.requests, 1),

@@ -287,7 +287,8 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
     console.print(f"created {_time(run.created_at)}   updated {_time(run.updated_at)}")
     console.print(f"code version {run.code_version or '-'}")
     if run.parent_run_id:
-        console.print(f"child of {run.parent_run_id} (entry {run.parent_seq})")
+        entry = run.run_id.rpartition("~")[2] if "~" in run.run_id else run.parent_seq
+        console.print(f"child of {run.parent_run_id} (entry {entry})")
     if run.waiting_on:
         console.print(f"waiting on: {run.waiting_on}")
     table = Table(box=None, header_style="bold")
@@ -295,7 +296,7 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
         table.add_column(col, overflow="fold")
     for e in timeline.entries:
         table.add_row(
-            str(e.seq),
+            e.entry,
             e.kind,
             e.name,
             _styled(e.status),

@@ -135,7 +135,7 @@ class Tool(Generic[P, R]):
         return self.definition.schema
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        from legato.engine.execution import current_execution, inside_step
+        from legato.engine.runtime import current_execution, inside_step
 
         execution = current_execution()
         if execution is None:
@@ -187,7 +187,7 @@ class Step(Generic[P, R]):
         return self.definition.fn
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        from legato.engine.execution import current_execution
+        from legato.engine.runtime import current_execution
 
         execution = current_execution()
         if execution is None:

@@ -1,12 +1,13 @@
 """One loaded run: calls the workflow function and answers its durable operations.
 
 Each durable operation takes the next position of its *branch*: the workflow's asyncio task,
-numbered when the task is created (by a task factory on the loop), so in program order. Steps
-and recorded values take their position when called; sleeps, event waits, approvals and child
-runs when their coroutine starts. Replay matches recorded entries by (branch, position), so
-concurrent branches replay the same whatever order their writes completed in. An operation
-whose recorded entry has another kind or name is a :class:`NondeterminismError`. (Runs started
-before branches were recorded, journal format 1, match by one global position instead.)
+numbered when the task is created (engine/runtime.py), so in program order. Steps and recorded
+values take their position when called; sleeps, event waits, approvals and child runs when their
+coroutine starts. (branch, position) is the operation's identity: its entry key, idempotency key
+and child run id derive from it, and replay finds its recorded entry by it (engine/journal.py),
+so concurrent branches replay the same whatever order their writes completed in, and after a
+crash whatever was in flight. An operation whose recorded entry has another kind or name is a
+:class:`NondeterminismError`.
 
 When every operation the workflow is waiting on can be satisfied only from outside (a long
 timer, an event, a child run) and no step is in flight, the run is *parked*: its wait is stored,
@@ -21,16 +22,28 @@ import functools
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from legato import serde
 from legato.clock import Clock
-from legato.engine.definitions import StepDef, WorkflowDef
+from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
+from legato.engine.journal import cursor_for
 from legato.engine.model_calls import ModelCalls
+from legato.engine.runtime import (
+    Branch,
+    StepInfo,
+    current_execution,
+    current_step,
+    enter_run,
+    here,
+    inside_step,
+    leave_step,
+    numbered_tasks,
+    step_context,
+)
 from legato.engine.supervision import Supervision
 from legato.engine.waits import Parkable, bound, failed_seq, forever, iso
 from legato.errors import (
@@ -38,7 +51,6 @@ from legato.errors import (
     ConfigurationError,
     EventTimeout,
     LeaseLost,
-    LegatoError,
     NondeterminismError,
     SerializationError,
     StepFailed,
@@ -49,62 +61,26 @@ from legato.errors import (
 from legato.store.base import (
     TERMINAL,
     Entry,
+    EntryStatus,
     RunRecord,
     Store,
     Wait,
+    entry_key,
 )
 
 if TYPE_CHECKING:
+    from legato.ai.calls import CallSpec
     from legato.ai.registry import Models
+    from legato.ai.results import EmbedResult, LLMResult
     from legato.governance import Policy
+    from legato.hitl import Decision
 
 log = logging.getLogger("legato.engine")
 T = TypeVar("T")
 Outcome = Literal["completed", "failed", "parked", "released", "lost"]
 
-_current: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
-    "legato_execution", default=None
-)
-_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar("legato_step", default=None)
 
-
-@dataclass(frozen=True, slots=True)
-class StepInfo:
-    """What a running step may know about itself (``legato.current_step()``)."""
-
-    run_id: str
-    workflow: str
-    step: str
-    seq: int
-    attempt: int
-
-    @property
-    def idempotency_key(self) -> str:
-        """Stable across retries and replays: hand it to external systems for exactly-once."""
-        return f"{self.run_id}:{self.seq}"
-
-
-def current_execution() -> Execution | None:
-    """The run whose workflow code is executing now, unless we are inside a step."""
-    if _step.get() is not None:
-        return None
-    return _current.get()
-
-
-def inside_step() -> bool:
-    """Whether a workflow's step is executing in this context."""
-    return _step.get() is not None and _current.get() is not None
-
-
-def current_step() -> StepInfo:
-    """The step being executed; raises outside a step."""
-    info = _step.get()
-    if info is None:
-        raise LegatoError("legato.current_step() is only available inside a running step")
-    return info
-
-
-class Execution(Supervision, ModelCalls):
+class Execution:
     """Drives one run of a workflow, from its journal, until it ends or parks."""
 
     def __init__(
@@ -125,7 +101,6 @@ class Execution(Supervision, ModelCalls):
     ) -> None:
         self.store = store
         self.models = models
-        self._init_model_calls()
         self.clock = clock
         self.run = run
         self.run_id = run.run_id
@@ -137,15 +112,9 @@ class Execution(Supervision, ModelCalls):
         self.policy = policy
         self._paused = paused  # the kill switch: no new entry starts while it says so
         self.journal = {e.seq: e for e in entries}
-        self.last_recorded = max(self.journal, default=-1)
-        # Format 2 matches recorded entries by (branch, position in branch): concurrent
-        # branches then replay the same whatever order their writes completed in. Format 1
-        # (runs started before branches were recorded) matches by global position.
-        self.by_branch = _recorded_branches(entries) if run.journal_format >= 2 else None
-        self._consumed: set[int] = set()
-        self._branch_of: dict[int, str] = {}
-        self._root = _Branch("")
-        self.next_seq = 0 if self.by_branch is None else self.last_recorded + 1
+        self.cursor = cursor_for(run.journal_format, entries)
+        self._where: dict[int, tuple[str, int | None]] = {}  # seq -> (branch, position)
+        self._root = Branch("")
         self.draining = False
         self._fatal: BaseException | None = None
         self._active = 0  # operations in flight that this process must finish (steps, short waits)
@@ -153,30 +122,30 @@ class Execution(Supervision, ModelCalls):
         self._activity = 0
         self._park: asyncio.Future[None] | None = None
         self._rng = _random.Random()
+        self.supervision = Supervision(self)
+        self.model_calls = ModelCalls(self, self.supervision)
 
     # -- driving ------------------------------------------------------------------------
     async def drive(self) -> Outcome:
         """Run the workflow from the top until it finishes, parks, or loses its lease."""
         loop = asyncio.get_running_loop()
         self._park = loop.create_future()
-        _install_task_factory(loop)
-        ctx = contextvars.copy_context()
-        ctx.run(_current.set, self)
-        task = loop.create_task(self._call(), context=ctx)
-        try:
-            await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the worker is shutting down hard
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise
-        if not task.done():
-            return await self._suspend(task)
-        return await self._settle(task)
+        with numbered_tasks(loop):
+            task = loop.create_task(self._call(), context=contextvars.copy_context())
+            try:
+                await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # the worker is shutting down hard
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            if not task.done():
+                return await self._suspend(task)
+            return await self._settle(task)
 
     async def _call(self) -> Any:
         from legato.context import Context
 
-        _branch.set(self._root)  # here, inside the task: the root task itself is not a branch
+        enter_run(self, self._root)  # here, inside the task: the root task is not a branch
         args, kwargs = self.workflow.decode_input(self.run.input)
         return await self.workflow.fn(Context(self), *args, **kwargs)
 
@@ -190,16 +159,13 @@ class Execution(Supervision, ModelCalls):
             return await self._release()
         if error is not None:
             return await self._fail(error)
-        if self.by_branch is None:
-            unconsumed = [s for s in self.journal if s >= self.next_seq]
-        else:
-            unconsumed = [s for s in self.journal if s not in self._consumed]
+        unconsumed = self.cursor.unconsumed()
         if unconsumed:
-            first = self.journal[min(unconsumed)]
+            first = min(unconsumed, key=lambda e: e.seq)
             return await self._fail(
                 NondeterminismError(
                     f"run {self.run_id!r}: recorded {first.kind} {first.name!r} at entry"
-                    f" {first.seq}, now the workflow returned before reaching it"
+                    f" {first.key}, now the workflow returned before reaching it"
                 )
             )
         try:
@@ -220,6 +186,7 @@ class Execution(Supervision, ModelCalls):
         seq = failed_seq(error)
         if seq is not None:  # `legato retry` resumes from this entry, and only from it
             report["seq"] = seq
+            report["entry"] = self.key_of(seq)
         text = serde.dumps(report, what="an error")
         ok = await self.store.finish_run(self.owner, self.run_id, "failed", text, self.clock.now())
         if ok:
@@ -260,52 +227,56 @@ class Execution(Supervision, ModelCalls):
         self._poke()
 
     # -- the journal --------------------------------------------------------------------
-    def _next(self, kind: str, name: str) -> tuple[int, Entry | None]:
+    def take(self, kind: str, name: str) -> tuple[int, Entry | None]:
         if self._fatal is not None:
             raise self._fatal
         if self.draining or self._paused():
             raise Suspended()
-        entry = self._recorded_here(take=True)
-        if self.by_branch is None or entry is None:
-            seq = self.next_seq
-            self.next_seq += 1
-            if self.by_branch is None:
-                entry = self.journal.get(seq)
-            else:
-                self._branch_of[seq] = (_branch.get() or self._root).path
-                self._consumed.add(seq)
-        else:
-            seq = entry.seq
-            self._consumed.add(seq)
-            self._branch_of[seq] = entry.branch
+        node = self._here()
+        seq, entry, position = self.cursor.take(node)
+        self._where[seq] = (node.path if self.cursor.branched else "", position)
         if entry is not None and (entry.kind != kind or entry.name != name):
             self._fatal = NondeterminismError(
                 f"run {self.run_id!r} (workflow {self.workflow.name!r}): recorded {entry.kind}"
-                f" {entry.name!r}, now {kind} {name!r} at entry {seq}. The workflow code changed"
-                " under a run in flight: restore the old order or guard the change with"
+                f" {entry.name!r}, now {kind} {name!r} at entry {entry.key}. The workflow code"
+                " changed under a run in flight: restore the old order or guard the change with"
                 " ctx.patched(...), then `legato retry` the run"
             )
             raise self._fatal
         return seq, entry
 
-    def _recorded_here(self, *, take: bool) -> Entry | None:
-        """The recorded entry at the current position of this branch (format 2)."""
-        if self.by_branch is None:
-            return None
-        node = _branch.get() or self._root
-        recorded = self.by_branch.get(node.path, ())
-        entry = recorded[node.count] if node.count < len(recorded) else None
-        if take:
-            node.count += 1
-        return entry
+    def _here(self) -> Branch:
+        try:
+            return here(self._root)
+        except ConfigurationError as exc:
+            self._fatal = exc
+            raise
 
-    def _entry(self, seq: int, kind: str, name: str, status: Any, **fields: Any) -> Entry:
-        fields.setdefault("branch", self._branch_of.get(seq, ""))
+    def key_of(self, seq: int) -> str:
+        """The identity users see of entry ``seq``: its branch and position (older formats:
+        the storage number)."""
+        recorded = self.journal.get(seq)
+        if recorded is not None:
+            return recorded.key
+        branch, position = self._where.get(seq, ("", None))
+        return entry_key(seq, branch, position)
+
+    def peek_seq(self) -> int:
+        """The storage number the next operation of this branch will have."""
+        recorded = self.cursor.peek(self._here())
+        return recorded.seq if recorded is not None else self.cursor.next_seq
+
+    def make_entry(
+        self, seq: int, kind: str, name: str, status: EntryStatus, **fields: Any
+    ) -> Entry:
+        branch, position = self._where.get(seq, ("", None))
+        fields.setdefault("branch", branch)
+        fields.setdefault("position", position)
         return Entry(self.run_id, seq, kind, name, status, **fields)
 
     async def _record(self, entry: Entry) -> None:
-        if not await self._io(self.store.record(self.owner, entry)):
-            self._lost()
+        if not await self.io(self.store.record(self.owner, entry)):
+            self.lost()
         self.journal[entry.seq] = entry
 
     def _record_soon(self, entry: Entry) -> None:
@@ -319,7 +290,7 @@ class Execution(Supervision, ModelCalls):
             self._fatal = self._fatal or LeaseLost()
             self._poke()
 
-    async def _io(self, call: Awaitable[T]) -> T:
+    async def io(self, call: Awaitable[T]) -> T:
         """Await a store call made for the workflow: it counts as work in flight (the run is
         not parked under it), and a database failure unwinds the run instead of reaching the
         workflow's own ``except`` blocks (the run is released and resumes elsewhere)."""
@@ -332,9 +303,13 @@ class Execution(Supervision, ModelCalls):
             self._active -= 1
             self._poke()
 
-    def _lost(self) -> None:
+    def lost(self) -> NoReturn:
         self._fatal = LeaseLost()
         raise self._fatal
+
+    def fatal(self, error: BaseException) -> NoReturn:
+        self._fatal = error
+        raise error
 
     # -- parking bookkeeping ------------------------------------------------------------
     def _poke(self) -> None:
@@ -353,7 +328,7 @@ class Execution(Supervision, ModelCalls):
         else:
             self._park.set_result(None)
 
-    async def _parkable(self, seq: int, wait: Parkable, until: Awaitable[T]) -> T:
+    async def parkable(self, seq: int, wait: Parkable, until: Awaitable[T]) -> T:
         """Await ``until`` while allowing the run to be parked instead."""
         self._waits[seq] = wait
         self._poke()
@@ -376,14 +351,14 @@ class Execution(Supervision, ModelCalls):
                 self._active -= 1
                 self._poke()
             return
-        await self._parkable(seq, Parkable(deadline, describe), self.clock.sleep(remaining))
+        await self.parkable(seq, Parkable(deadline, describe), self.clock.sleep(remaining))
 
     # -- steps --------------------------------------------------------------------------
     def step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
-        seq, entry = self._next("step", step.name)
-        return self._step(seq, entry, step, args, kwargs)
+        seq, entry = self.take("step", step.name)
+        return self.run_step(seq, entry, step, args, kwargs)
 
-    async def _step(
+    async def run_step(
         self,
         seq: int,
         entry: Entry | None,
@@ -434,7 +409,7 @@ class Execution(Supervision, ModelCalls):
                     exc,
                 )
                 await self._record(
-                    self._entry(
+                    self.make_entry(
                         seq,
                         kind,
                         step.name,
@@ -448,7 +423,7 @@ class Execution(Supervision, ModelCalls):
                 )
             else:
                 await self._record(
-                    self._entry(
+                    self.make_entry(
                         seq,
                         kind,
                         step.name,
@@ -471,7 +446,10 @@ class Execution(Supervision, ModelCalls):
     async def _invoke(
         self, step: StepDef, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        token = _step.set(StepInfo(self.run_id, self.workflow.name, step.name, seq, attempt))
+        info = StepInfo(
+            self.run_id, self.workflow.name, step.name, seq, attempt, entry=self.key_of(seq)
+        )
+        token = step_context(info)
         try:
             call: Awaitable[Any]
             if step.is_async:
@@ -490,13 +468,13 @@ class Execution(Supervision, ModelCalls):
                     ) from None
             return await call
         finally:
-            _step.reset(token)
+            leave_step(token)
 
     async def _record_failure(
         self, seq: int, kind: str, name: str, error: BaseException, attempt: int, started: float
     ) -> None:
         await self._record(
-            self._entry(
+            self.make_entry(
                 seq,
                 kind,
                 name,
@@ -508,14 +486,62 @@ class Execution(Supervision, ModelCalls):
             )
         )
 
+    def _op(
+        self, kind: str, name: str, body: Callable[[int, Entry | None], Awaitable[T]]
+    ) -> Awaitable[T]:
+        """An operation that makes one entry. In format 3 it takes its position where it is
+        called, like a step, so ``gather(ctx.child(a), ctx.child(b))`` numbers both children
+        in the caller's branch; runs of older formats took it when the coroutine started."""
+        if self.cursor.at_call:
+            seq, entry = self.take(kind, name)
+            return body(seq, entry)
+        return self._started(kind, name, body)
+
+    async def _started(
+        self, kind: str, name: str, body: Callable[[int, Entry | None], Awaitable[T]]
+    ) -> T:
+        seq, entry = self.take(kind, name)
+        return await body(seq, entry)
+
+    # -- supervision and model calls (collaborators built on this journal) -------------------
+    def approval(
+        self,
+        name: str,
+        data: Any,
+        *,
+        prompt: str | None,
+        assignees: Sequence[str],
+        timeout: float | None,
+        on_timeout: str,
+    ) -> Awaitable[Decision[Any]]:
+        return self._op(
+            "approval",
+            name,
+            lambda seq, entry: self.supervision.approval(
+                name, data, prompt=prompt, assignees=assignees, timeout=timeout,
+                on_timeout=on_timeout, taken=(seq, entry),
+            ),
+        )  # fmt: skip
+
+    async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
+        return await self.supervision.tool(tool, args, actor)
+
+    async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]:
+        return await self.model_calls.llm(spec, cache)
+
+    async def embed(self, texts: list[str], model: str) -> EmbedResult:
+        return await self.model_calls.embed(texts, model)
+
     # -- timers and events --------------------------------------------------------------
-    async def sleep(self, seconds: float) -> None:
-        seq, entry = self._next("sleep", "sleep")
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        return self._op("sleep", "sleep", lambda seq, entry: self._sleep(seq, entry, seconds))
+
+    async def _sleep(self, seq: int, entry: Entry | None, seconds: float) -> None:
         if entry is not None and entry.status == "completed":
             return
         if entry is None:
             now = self.clock.now()
-            entry = self._entry(
+            entry = self.make_entry(
                 seq,
                 "sleep",
                 "sleep",
@@ -531,8 +557,14 @@ class Execution(Supervision, ModelCalls):
         entry.status, entry.finished_at = "completed", self.clock.now()
         self._record_soon(entry)
 
-    async def wait_for_event(self, name: str, timeout: float | None, kind: Any = None) -> Any:
-        seq, entry = self._next("event", name)
+    def wait_for_event(self, name: str, timeout: float | None, kind: Any = None) -> Awaitable[Any]:
+        return self._op(
+            "event", name, lambda seq, entry: self._wait_for_event(seq, entry, name, timeout, kind)
+        )
+
+    async def _wait_for_event(
+        self, seq: int, entry: Entry | None, name: str, timeout: float | None, kind: Any
+    ) -> Any:
         if entry is not None and entry.status == "completed":
             return await self._accept(entry, kind)
         if entry is not None and entry.status == "failed":
@@ -542,7 +574,7 @@ class Execution(Supervision, ModelCalls):
             raise bound(EventTimeout(name, float(entry.input or 0)), seq)
         now = self.clock.now()
         if entry is None:
-            entry = self._entry(
+            entry = self.make_entry(
                 seq,
                 "event",
                 name,
@@ -552,7 +584,7 @@ class Execution(Supervision, ModelCalls):
                 wake_at=None if timeout is None else now + timeout,
             )
         while True:
-            taken = self._entry(
+            taken = self.make_entry(
                 seq,
                 "event",
                 name,
@@ -561,7 +593,7 @@ class Execution(Supervision, ModelCalls):
                 started_at=entry.started_at,
                 finished_at=self.clock.now(),
             )
-            payload = await self._io(self.store.consume_event(self.owner, taken))
+            payload = await self.io(self.store.consume_event(self.owner, taken))
             if payload is not None:
                 taken.output = payload
                 self.journal[seq] = taken
@@ -580,7 +612,7 @@ class Execution(Supervision, ModelCalls):
                 f" until {iso(entry.wake_at)}" if entry.wake_at is not None else ""
             )
             remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
-            await self._parkable(
+            await self.parkable(
                 seq,
                 Parkable(entry.wake_at, describe, event=name),
                 self.clock.sleep(remaining) if remaining is not None else forever(),
@@ -601,9 +633,9 @@ class Execution(Supervision, ModelCalls):
             raise bound(exc, entry.seq) from None
 
     # -- child runs ---------------------------------------------------------------------
-    async def child(
+    def child(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    ) -> Awaitable[Any]:
         definition = getattr(fn, "__legato_workflow__", None)
         if not isinstance(definition, WorkflowDef):
             raise ConfigurationError(f"ctx.child() needs a workflow, got {fn!r}")
@@ -612,14 +644,29 @@ class Execution(Supervision, ModelCalls):
             raise ConfigurationError(
                 f"child workflow {definition.name!r} is not registered with this app"
             )
-        definition = registered
-        seq, entry = self._next("child", definition.name)
+        return self._op(
+            "child", registered.name,
+            lambda seq, entry: self._child(seq, entry, registered, args, kwargs),
+        )  # fmt: skip
+
+    async def _child(
+        self,
+        seq: int,
+        entry: Entry | None,
+        definition: WorkflowDef,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
         # '~' never appears in a run id a user chooses, so a child id cannot collide with one;
         # replay uses the id recorded in the journal (runs of legato 0.1.0 used ':').
-        child_id = entry.input if entry is not None and entry.input else f"{self.run_id}~{seq}"
+        child_id = (
+            entry.input
+            if entry is not None and entry.input
+            else f"{self.run_id}~{self.key_of(seq)}"
+        )
         if entry is None:
             now = self.clock.now()
-            entry = self._entry(
+            entry = self.make_entry(
                 seq, "child", definition.name, "waiting", input=child_id, started_at=now
             )
             child = RunRecord(
@@ -635,8 +682,8 @@ class Execution(Supervision, ModelCalls):
                 updated_at=now,
                 tenant=self.run.tenant,
             )
-            if not await self._io(self.store.start_child(self.owner, entry, child)):
-                self._lost()
+            if not await self.io(self.store.start_child(self.owner, entry, child)):
+                self.lost()
             self.journal[seq] = entry
         elif entry.status == "completed":
             return serde.decode(entry.output, definition.returns, what=f"child run {child_id!r}")
@@ -649,10 +696,10 @@ class Execution(Supervision, ModelCalls):
                 seq,
             )
         while True:
-            run = await self._io(self.store.get_run(child_id))
+            run = await self.io(self.store.get_run(child_id))
             if run is not None and run.status in TERMINAL:
                 return await self._child_done(seq, entry, run, definition)
-            await self._parkable(
+            await self.parkable(
                 seq, Parkable(None, f"child run {child_id!r}", child=child_id), forever()
             )
 
@@ -674,11 +721,11 @@ class Execution(Supervision, ModelCalls):
     # -- recorded values ----------------------------------------------------------------
     def value(self, kind: str, make: Callable[[], str]) -> str:
         """A value recorded on first execution and replayed after (now, random, uuid)."""
-        seq, entry = self._next(kind, kind)
+        seq, entry = self.take(kind, kind)
         if entry is not None:
             return entry.output or ""
         text = make()
-        self._record_soon(self._entry(seq, kind, kind, "completed", output=text))
+        self._record_soon(self.make_entry(seq, kind, kind, "completed", output=text))
         return text
 
     def now(self) -> datetime:
@@ -694,80 +741,19 @@ class Execution(Supervision, ModelCalls):
     def patched(self, change_id: str) -> bool:
         if self._fatal is not None:
             raise self._fatal
-        if self.by_branch is not None:
-            here = self._recorded_here(take=False)
-            if here is not None and not (here.kind == "patch" and here.name == change_id):
-                return False  # this run passed here on the old code, which had no such change
-            seq, recorded = self._next("patch", change_id)
-            if recorded is None:
-                self._record_soon(self._entry(seq, "patch", change_id, "completed"))
-            return True
-        entry = self.journal.get(self.next_seq)
-        if entry is not None and entry.kind == "patch" and entry.name == change_id:
-            self.next_seq += 1
-            return True
-        if self.next_seq <= self.last_recorded:
-            return False  # this run got here on the old code, which had no such change
-        seq, _ = self._next("patch", change_id)
-        self._record_soon(self._entry(seq, "patch", change_id, "completed"))
+        node = self._here()
+        recorded = self.cursor.peek(node)
+        ours = recorded is not None and recorded.kind == "patch" and recorded.name == change_id
+        if not ours and self.cursor.passed(node):
+            return False  # this run passed here on the old code, which had no such change
+        seq, recorded = self.take("patch", change_id)
+        if recorded is None:
+            self._record_soon(self.make_entry(seq, "patch", change_id, "completed"))
         return True
 
     @property
     def is_replaying(self) -> bool:
-        if self.by_branch is not None:
-            return self._recorded_here(take=False) is not None
-        return self.next_seq <= self.last_recorded
-
-
-@dataclass(slots=True)
-class _Branch:
-    """A task of the workflow: its path, its position, and how many tasks it started."""
-
-    path: str
-    count: int = 0
-    children: int = 0
-
-
-_branch: contextvars.ContextVar[_Branch | None] = contextvars.ContextVar(
-    "legato_branch", default=None
-)
-
-
-def _recorded_branches(entries: list[Entry]) -> dict[str, list[Entry]]:
-    out: dict[str, list[Entry]] = {}
-    for entry in sorted(entries, key=lambda e: e.seq):
-        out.setdefault(entry.branch, []).append(entry)
-    return out
-
-
-def _install_task_factory(loop: asyncio.AbstractEventLoop) -> None:
-    """Number the tasks a workflow starts (gather, TaskGroup, create_task) in creation order.
-
-    Creation order is program order, the same on every replay, unlike the order in which
-    branches' journal writes complete. Tasks started elsewhere, or inside steps, are untouched.
-    """
-    previous = loop.get_task_factory()
-    if getattr(previous, "_legato", False):
-        return
-
-    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        # the context the task will run in: legato's own tasks pass a fresh one, and are skipped
-        # (an empty Context is falsy: test for None, or legato's fresh contexts get numbered)
-        context = kwargs.get("context")
-        if context is None:
-            context = contextvars.copy_context()
-        parent = context.get(_branch)
-        if parent is not None and context.get(_step) is None and context.get(_current) is not None:
-            child = _Branch(f"{parent.path}{parent.children}/")
-            parent.children += 1
-            context.run(_branch.set, child)
-            kwargs["context"] = context
-        if previous is not None:
-            return previous(loop, coro, **kwargs)
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    factory._legato = True  # type: ignore[attr-defined]
-    loop.set_task_factory(factory)
+        return self.cursor.passed(self._here())
 
 
 def _details(error: BaseException) -> dict[str, Any] | None:
@@ -780,3 +766,13 @@ def _step_failed(name: str, entry: Entry) -> StepFailed:
     return StepFailed(
         name, err.get("type", "Error"), err.get("message", ""), entry.attempts, err.get("details")
     )
+
+
+__all__ = [
+    "Execution",
+    "Outcome",
+    "StepInfo",
+    "current_execution",
+    "current_step",
+    "inside_step",
+]

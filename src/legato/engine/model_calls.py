@@ -1,6 +1,7 @@
 """Model calls inside a run: ``ctx.llm`` and ``ctx.embed`` as journaled entries.
 
-Mixed into :class:`legato.engine.execution.Execution`. A call is an entry of kind ``llm`` (or
+A collaborator of :class:`legato.engine.execution.Execution` (through
+:class:`legato.engine.host.Host`). A call is an entry of kind ``llm`` (or
 ``embed``) run like a step: its result (text, output, usage, cost, attempts, routing) is
 journaled, so replay returns it without calling or paying again. A budget breach whose policy
 is ``approve`` parks the run on an approval to raise the limit, then calls again.
@@ -9,14 +10,13 @@ is ``approve`` parks the run on an approval to raise the limit, then calls again
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from legato import hitl
 from legato.ai.calls import CallEnv, CallSpec, complete, embed
 from legato.ai.config import Budget, Budgets
 from legato.ai.model import ModelError
@@ -27,9 +27,8 @@ from legato.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from legato.ai.registry import Models
-    from legato.clock import Clock
-    from legato.governance import Policy
-    from legato.store.base import Entry, RunRecord, Store
+    from legato.engine.host import Host
+    from legato.engine.supervision import Supervision
 
 
 @dataclass(frozen=True)
@@ -62,52 +61,39 @@ class BudgetRaise(BaseModel):
 class ModelCalls:
     """``ctx.llm`` and ``ctx.embed`` of one run."""
 
-    if TYPE_CHECKING:  # provided by Execution
-        store: Store
-        clock: Clock
-        run: RunRecord
-        run_id: str
-        policy: Policy | None
-        models: Models | None
-
-        def _next(self, kind: str, name: str) -> tuple[int, Entry | None]: ...
-
-        async def _step(
-            self, seq: int, entry: Entry | None, step: StepDef, args: tuple[Any, ...],
-            kwargs: dict[str, Any], kind: str = "step",
-        ) -> Any: ...  # fmt: skip
-
-        async def approval(
-            self, name: str, data: Any, *, prompt: str | None, assignees: Sequence[str],
-            timeout: float | None, on_timeout: str, kind: str = "approval",
-            risk: str | None = None, reason: str | None = None,
-            schema: dict[str, Any] | None = None,
-        ) -> hitl.Decision[Any]: ...  # fmt: skip
-
-    def _init_model_calls(self) -> None:
+    def __init__(self, host: Host, supervision: Supervision) -> None:
+        self.host = host
+        self.supervision = supervision  # budget raises are approvals
         #: budget limits a person raised in this run (rebuilt on replay by the same approvals)
         self._raised: dict[str, Budget] = {}
         #: serializes a run's calls while budgets are configured (see _budgeted)
         self._budget_lock = asyncio.Lock()
 
     def _models(self) -> Models:
-        if self.models is None:
+        if self.host.models is None:
             raise ConfigurationError("this run has no model registry (an App provides one)")
-        return self.models
+        return self.host.models
 
     def _budgets(self) -> Budgets:
         configured = self._models().config.budgets
         return configured.model_copy(update=self._raised) if self._raised else configured
 
     def _env(self, seq: int, cache: bool | None) -> CallEnv:
+        host = self.host
         config = self._models().config
         use_cache = config.cache.enabled if cache is None else cache
-        data = self.policy.data if self.policy is not None else None
         return CallEnv(
-            run_id=self.run_id, workflow=self.run.workflow, tenant=self.run.tenant, seq=seq,
-            store=self.store, clock=self.clock, budgets=self._budgets(), data_rules=data,
+            run_id=host.run_id,
+            workflow=host.run.workflow,
+            tenant=host.run.tenant,
+            seq=seq,
+            entry=host.key_of(seq),
+            store=host.store,
+            clock=host.clock,
+            budgets=self._budgets(),
+            data_rules=host.policy.data if host.policy is not None else None,
             cache_ttl=config.cache.ttl if use_cache else None,
-        )  # fmt: skip
+        )
 
     async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]:
         while True:
@@ -147,7 +133,7 @@ class ModelCalls:
     async def _journaled(
         self, kind: str, name: str, returns: Any, ref: str, call: Callable[[int], Awaitable[Any]]
     ) -> Any:
-        seq, entry = self._next(kind, name)
+        seq, entry = self.host.take(kind, name)
         if entry is None:  # a new call: a bad alias fails before anything is journaled
             self._models().route(ref)
 
@@ -156,7 +142,7 @@ class ModelCalls:
 
         step = StepDef(name, run, MODEL_RETRY, None)
         step.returns = returns
-        return await self._step(seq, entry, step, (), {}, kind=kind)
+        return await self.host.run_step(seq, entry, step, (), {}, kind=kind)
 
     async def _ask_to_raise(self, failed: StepFailed) -> None:
         details = failed.details or {}
@@ -184,7 +170,7 @@ class ModelCalls:
             calls=None if calls is None else int(calls),
             allow_unknown_cost="unknown" in problem,
         )  # fmt: skip
-        decision = await self.approval(
+        decision = await self.supervision.approval(
             f"budget:{scope}", proposal, prompt=f"Raise the {scope} budget? {failed.message}",
             assignees=[], timeout=None, on_timeout="reject",
         )  # fmt: skip

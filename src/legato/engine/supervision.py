@@ -1,18 +1,18 @@
 """Supervision inside a run: approvals a person decides, and tool calls the policy gate decides.
 
-Mixed into :class:`legato.engine.execution.Execution`, which provides the journal, parking and
-steps these build on.
+A collaborator of :class:`legato.engine.execution.Execution`: it builds on the journal, parking
+and steps the execution offers through :class:`legato.engine.host.Host`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from legato import hitl, serde
-from legato.clock import Clock
-from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
+from legato.engine.definitions import ToolDef
+from legato.engine.host import Host
 from legato.engine.waits import Parkable, bound, forever, iso
 from legato.errors import (
     ActionDenied,
@@ -20,55 +20,14 @@ from legato.errors import (
     ApprovalTimeout,
     NondeterminismError,
 )
-from legato.store.base import ApprovalRecord, AuditEvent, Entry, Store, Window
-
-if TYPE_CHECKING:
-    from legato.governance import Policy
-
-T = TypeVar("T")
+from legato.store.base import ApprovalRecord, AuditEvent, Entry, Window
 
 
 class Supervision:
-    """Approvals and gated tool calls of one run."""
+    """Approvals and gated tool calls of one run, on the journal of ``host``."""
 
-    if TYPE_CHECKING:  # provided by Execution
-        store: Store
-        clock: Clock
-        run_id: str
-        owner: str
-        workflow: WorkflowDef
-        journal: dict[int, Entry]
-        payload_limit: int | None
-        policy: Policy | None
-        next_seq: int
-        _fatal: BaseException | None
-
-        @property
-        def is_replaying(self) -> bool: ...
-
-        def _next(self, kind: str, name: str) -> tuple[int, Entry | None]: ...
-
-        def _recorded_here(self, *, take: bool) -> Entry | None: ...
-
-        def _entry(self, seq: int, kind: str, name: str, status: Any, **fields: Any) -> Entry: ...
-
-        async def _io(self, call: Awaitable[T]) -> T: ...
-
-        def _lost(self) -> None: ...
-
-        async def _parkable(self, seq: int, wait: Parkable, until: Awaitable[T]) -> T: ...
-
-        async def sleep(self, seconds: float) -> None: ...
-
-        async def _step(
-            self,
-            seq: int,
-            entry: Entry | None,
-            step: StepDef,
-            args: tuple[Any, ...],
-            kwargs: dict[str, Any],
-            kind: str = "step",
-        ) -> Any: ...
+    def __init__(self, host: Host) -> None:
+        self.host = host
 
     # -- approvals ----------------------------------------------------------------------
     async def approval(
@@ -84,33 +43,39 @@ class Supervision:
         risk: str | None = None,
         reason: str | None = None,
         schema: dict[str, Any] | None = None,
+        taken: tuple[int, Entry | None] | None = None,
     ) -> hitl.Decision[Any]:
-        """Park until a person decides; the decision is consumed with this entry, atomically."""
-        seq, entry = self._next("approval", name)
-        text = serde.dumps(data, what=f"the data of approval {name!r}", limit=self.payload_limit)
+        """Park until a person decides; the decision is consumed with this entry, atomically.
+        ``taken``: the entry's position, when the caller took it already."""
+        seq, entry = taken if taken is not None else self.host.take("approval", name)
+        text = serde.dumps(
+            data, what=f"the data of approval {name!r}", limit=self.host.payload_limit
+        )
         digest = hitl.data_hash(text)
         data_type: Any = type(data) if data is not None else None
         if entry is not None:
             recorded = serde.loads(entry.input) or {}
             if recorded.get("data_hash") != digest:  # fail closed: never reuse a decision
-                self._fatal = NondeterminismError(
-                    f"run {self.run_id!r}: approval {name!r} at entry {seq} was requested for"
-                    " different data than is asked for now; a decision is bound to its data"
+                self.host.fatal(
+                    NondeterminismError(
+                        f"run {self.host.run_id!r}: approval {name!r} at entry {entry.key} was"
+                        " requested for different data than is asked for now; a decision is"
+                        " bound to its data"
+                    )
                 )
-                raise self._fatal
             if entry.status in ("completed", "failed"):
                 return self._decided(entry, name, data_type)
             the_id = str(recorded["approval_id"])
         else:
-            now = self.clock.now()
-            the_id = hitl.approval_id(self.run_id, seq)
-            entry = self._entry(
+            now = self.host.clock.now()
+            the_id = hitl.approval_id(self.host.run_id, self.host.key_of(seq))
+            entry = self.host.make_entry(
                 seq, "approval", name, "waiting",
                 input=serde.dumps({"approval_id": the_id, "data_hash": digest}, what="an id"),
                 started_at=now, wake_at=None if timeout is None else now + timeout,
             )  # fmt: skip
             record = ApprovalRecord(
-                approval_id=the_id, run_id=self.run_id, seq=seq, name=name, kind=kind,
+                approval_id=the_id, run_id=self.host.run_id, seq=seq, name=name, kind=kind,
                 status="pending", prompt=prompt, data=text, data_hash=digest,
                 data_schema=json.dumps(schema) if schema is not None else hitl.schema_of(data),
                 assignees=serde.dumps(list(assignees), what="x"),
@@ -119,54 +84,58 @@ class Supervision:
                 consumed_at=None, created_at=now,
             )  # fmt: skip
             event = hitl.audit_event(
-                "approval.requested", record, self.workflow.name, prompt=prompt, risk=risk,
+                "approval.requested", record, self.host.workflow.name, prompt=prompt, risk=risk,
                 reason=reason, assignees=list(assignees), timeout=timeout,
             )  # fmt: skip
-            if not await self._io(self.store.request_approval(self.owner, entry, record, event)):
-                self._lost()
-            self.journal[seq] = entry
+            if not await self.host.io(
+                self.host.store.request_approval(self.host.owner, entry, record, event)
+            ):
+                self.host.lost()
+            self.host.journal[seq] = entry
         return await self._await_decision(seq, entry, the_id, name, on_timeout, data_type)
 
     async def _await_decision(
         self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
     ) -> hitl.Decision[Any]:
         while True:
-            record = await self._io(self.store.get_approval(the_id))
+            record = await self.host.io(self.host.store.get_approval(the_id))
             if record is None or record.status == "cancelled":
-                self._lost()  # the run was cancelled (or its approval removed by a retry)
+                self.host.lost()  # the run was cancelled (or its approval removed by a retry)
             assert record is not None
-            due = entry.wake_at is not None and self.clock.now() >= entry.wake_at
+            due = entry.wake_at is not None and self.host.clock.now() >= entry.wake_at
             if record.status == "pending" and due:
                 record = await self._time_out(record, on_timeout)
             if record.status != "pending":
                 entry.status = "failed" if record.status == "expired" else "completed"
-                entry.output, entry.finished_at = hitl.decision_json(record), self.clock.now()
-                if not await self._io(
-                    self.store.consume_approval(self.owner, entry, the_id, entry.finished_at)
+                entry.output, entry.finished_at = hitl.decision_json(record), self.host.clock.now()
+                if not await self.host.io(
+                    self.host.store.consume_approval(
+                        self.host.owner, entry, the_id, entry.finished_at
+                    )
                 ):
-                    self._lost()
-                self.journal[seq] = entry
+                    self.host.lost()
+                self.host.journal[seq] = entry
                 return self._decided(entry, name, data_type)
-            remaining = None if entry.wake_at is None else entry.wake_at - self.clock.now()
-            await self._parkable(
+            remaining = None if entry.wake_at is None else entry.wake_at - self.host.clock.now()
+            await self.host.parkable(
                 seq,
                 Parkable(entry.wake_at, f"approval {name!r} ({the_id})", approval=the_id),
-                self.clock.sleep(remaining) if remaining is not None else forever(),
+                self.host.clock.sleep(remaining) if remaining is not None else forever(),
             )
 
     async def _time_out(self, record: ApprovalRecord, on_timeout: str) -> ApprovalRecord:
         status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
         event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
         try:
-            return await self._io(
-                self.store.decide_approval(
+            return await self.host.io(
+                self.host.store.decide_approval(
                     record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
                     comment=f"not decided by {iso(record.expires_at or 0)}",
-                    now=self.clock.now(), audit=event,
+                    now=self.host.clock.now(), audit=event,
                 )
             )  # fmt: skip
         except ApprovalConflict:  # a person decided at this very moment: theirs stands
-            fresh = await self._io(self.store.get_approval(record.approval_id))
+            fresh = await self.host.io(self.host.store.get_approval(record.approval_id))
             assert fresh is not None
             return fresh
 
@@ -181,19 +150,21 @@ class Supervision:
         """Propose a tool call: the gate allows, throttles, asks a person, or denies."""
         from legato.governance import RiskDefaults, validate_args
 
-        actor = actor or self.workflow.name
+        actor = actor or self.host.workflow.name
         args = validate_args(tool.fn, args, tool=tool.name)
         while True:
-            gate_seq = self._peek_seq()
+            gate_seq = self.host.peek_seq()
             decision = await self._gate(tool, args, actor)
             if decision.action == "deny":  # bound to the gate entry: a retry asks the gate again
                 raise bound(ActionDenied(tool.name, decision.reason), gate_seq)
             if decision.action == "throttle":
-                await self.sleep(max(0.0, (decision.retry_at or 0) - self.clock.now()))
+                await self.host.sleep(max(0.0, (decision.retry_at or 0) - self.host.clock.now()))
                 continue  # ask the gate again: the window may have filled up meanwhile
             break
         if decision.action == "require_approval":
-            defaults = self.policy.defaults_for(decision.risk) if self.policy else RiskDefaults()
+            defaults = (
+                self.host.policy.defaults_for(decision.risk) if self.host.policy else RiskDefaults()
+            )
             timeout = defaults.approval_timeout
             asked = await self.approval(
                 f"tool:{tool.name}", args,
@@ -213,32 +184,27 @@ class Supervision:
                 raise bound(denied, gate_seq)
             if asked.edited:
                 args = validate_args(tool.fn, asked.data, tool=tool.name)
-            if not self.is_replaying:  # counted by throttles, like calls the gate allowed
+            if not self.host.is_replaying:  # counted by throttles, like calls the gate allowed
                 detail = serde.dumps({"approval": asked.approval_id, "by": asked.by}, what="x")
-                event = AuditEvent("tool.approved", detail, actor, self.run_id, tool.name)
-                await self._io(self.store.append_audit([event], self.clock.now()))
-        seq, entry = self._next("tool", tool.name)
-        return await self._step(seq, entry, tool.step, (), args, kind="tool")
-
-    def _peek_seq(self) -> int:
-        """The sequence number the next entry of this branch will have."""
-        recorded = self._recorded_here(take=False)
-        return recorded.seq if recorded is not None else self.next_seq
+                event = AuditEvent("tool.approved", detail, actor, self.host.run_id, tool.name)
+                await self.host.io(self.host.store.append_audit([event], self.host.clock.now()))
+        seq, entry = self.host.take("tool", tool.name)
+        return await self.host.run_step(seq, entry, tool.step, (), args, kind="tool")
 
     async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
         """The gate's decision for this proposal: journaled (replayed as is) and audited."""
         from legato.governance import GateDecision, Proposal, evaluate, initial_level
 
-        seq, entry = self._next("gate", tool.name)
+        seq, entry = self.host.take("gate", tool.name)
         if entry is not None:
             return GateDecision.from_json(serde.loads(entry.output))
-        level = await self._io(self.store.get_autonomy(actor))
+        level = await self.host.io(self.host.store.get_autonomy(actor))
         if level is None:
-            level = initial_level(self.policy, actor)
-        now = self.clock.now()
+            level = initial_level(self.host.policy, actor)
+        now = self.host.clock.now()
         throttles = [
             t
-            for t in (self.policy.throttles if self.policy else [])
+            for t in (self.host.policy.throttles if self.host.policy else [])
             if t.applies_to(tool.name, actor)
         ]
         windows = [Window(t.tool, t.actor, now - t.per.total_seconds()) for t in throttles]
@@ -248,10 +214,10 @@ class Supervision:
         def decide(times: list[list[float]]) -> tuple[Entry, AuditEvent]:
             recent = dict(zip(throttles, times, strict=True))
             decision = evaluate(
-                self.policy, proposal, level=level, now=now,
+                self.host.policy, proposal, level=level, now=now,
                 recent_calls=lambda t: recent.get(t, []),
             )  # fmt: skip
-            record = self._entry(
+            record = self.host.make_entry(
                 seq, "gate", tool.name, "completed",
                 input=serde.dumps({"actor": actor, "level": level}, what="a proposal"),
                 output=serde.dumps(decision.to_json(), what="a decision"),
@@ -260,17 +226,17 @@ class Supervision:
             detail = {**decision.to_json(), "level": level, "arguments": shown}
             event = AuditEvent(
                 f"gate.{decision.action}", serde.dumps(detail, what="a decision"), actor,
-                self.run_id, tool.name,
+                self.host.run_id, tool.name,
             )  # fmt: skip
             return record, event
 
-        written = await self._io(
-            self.store.record_gate(self.owner, self.run_id, windows, decide, now)
+        written = await self.host.io(
+            self.host.store.record_gate(self.host.owner, self.host.run_id, windows, decide, now)
         )
         if written is None:
-            self._lost()
+            self.host.lost()
         assert written is not None
         record = written[0]
         decision = GateDecision.from_json(serde.loads(record.output))
-        self.journal[seq] = record
+        self.host.journal[seq] = record
         return decision

@@ -78,12 +78,18 @@ class Entry:
 
     @property
     def key(self) -> str:
-        """The entry's identity as users see it: its branch and its position in the branch
-        (``"3"``: the workflow's fourth operation; ``"1.0"``: the first of the second task it
-        started), the same on every attempt and replay. Older runs: the sequence number."""
-        if self.position is None:
-            return str(self.seq)
-        return f"{self.branch.replace('/', '.')}{self.position}"
+        """The entry's identity as users see it (see :func:`entry_key`)."""
+        return entry_key(self.seq, self.branch, self.position)
+
+
+def entry_key(seq: int, branch: str, position: int | None) -> str:
+    """An entry's identity: its branch and its position in the branch (``"3"``: the workflow's
+    fourth operation; ``"1.0"``: the first one of the second task it started), the same on every
+    attempt, replay and crash. Runs of journal formats 1 and 2 record no position: their entries
+    are known by their sequence number."""
+    if position is None:
+        return str(seq)
+    return f"{branch.replace('/', '.')}{position}"
 
 
 def redact_url(url: str) -> str:

@@ -44,6 +44,8 @@ class UsageRecord:
     cache_hit: bool
     at: float
     day: str
+    #: the key of the journal entry that made the call (see Entry.key)
+    entry: str | None = None
 
 
 USAGE_COLUMNS = ", ".join(f.name for f in dataclasses.fields(UsageRecord))

@@ -16,7 +16,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from legato.engine.execution import StepInfo, current_step
+from legato.engine.runtime import StepInfo, current_step
 from legato.testing.models import ScriptedModel
 
 

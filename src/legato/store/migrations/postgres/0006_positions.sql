@@ -3,3 +3,6 @@
 -- even when an earlier operation of the branch was in flight, and unrecorded, at a crash.
 -- Entries of runs started before this keep a NULL position (formats 1 and 2).
 ALTER TABLE entries ADD COLUMN position INTEGER;
+-- A usage row names the entry that paid it by key (its storage number can change for an entry
+-- that was in flight at a crash).
+ALTER TABLE model_usage ADD COLUMN entry TEXT;
