@@ -9,7 +9,7 @@ Names are loaded on first use (PEP 562), so ``import legato`` and ``legato --hel
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from legato.errors import (
     ActionDenied,
@@ -93,7 +93,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'legato' has no attribute {name!r}")
