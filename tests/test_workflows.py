@@ -112,7 +112,7 @@ def test_parallel_steps_with_gather_are_numbered_in_call_order(
 async def _timeline(app: legato.App, run_id: str) -> list[legato.ops.TimelineEntry]:  # type: ignore[name-defined]
     try:
         ops = await app.ops_async()
-        return (await ops.timeline(run_id)).entries
+        return (await ops.runs.timeline(run_id)).entries
     finally:
         await app.close_async()
 

@@ -1,25 +1,16 @@
 """legato: durable, governed AI workflows for Python.
 
 This module is the public API; everything else may change between versions.
+
+Names are loaded on first use (PEP 562), so ``import legato`` and ``legato --help`` stay fast;
+``from legato import App`` loads what ``App`` needs. The errors are cheap and loaded at once.
 """
 
-from legato.agents import Agent, AgentResult
-from legato.ai.config import Budget, Budgets
-from legato.ai.messages import Message, ToolCall, ToolSpec
-from legato.ai.model import ModelError
-from legato.ai.results import (
-    BudgetExceeded,
-    DataBlocked,
-    EmbedResult,
-    LLMResult,
-    ModelUnavailable,
-    OutputValidationError,
-)
-from legato.app import App
-from legato.clock import Clock, SystemClock
-from legato.context import Context
-from legato.engine.definitions import Step, Tool
-from legato.engine.runtime import StepInfo, current_step
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from legato.errors import (
     ActionDenied,
     ApprovalConflict,
@@ -40,13 +31,80 @@ from legato.errors import (
     UnknownRun,
     UnknownWorkflow,
 )
-from legato.governance import Policy, PolicyError
-from legato.handle import RunHandle
-from legato.hitl import Approval, Decision
-from legato.retry import NO_RETRY, RetryPolicy
-from legato.serde import PayloadTooLarge
+
+if TYPE_CHECKING:
+    from legato.agents import Agent, AgentResult
+    from legato.ai.config import Budget, Budgets
+    from legato.ai.messages import Message, ToolCall, ToolSpec
+    from legato.ai.model import ModelError
+    from legato.ai.results import (
+        BudgetExceeded,
+        DataBlocked,
+        EmbedResult,
+        LLMResult,
+        ModelUnavailable,
+        OutputValidationError,
+    )
+    from legato.app import App
+    from legato.approvals import Approval, Decision
+    from legato.clock import Clock, SystemClock
+    from legato.context import Context
+    from legato.engine.definitions import Step, Tool
+    from legato.engine.runtime import StepInfo, current_step
+    from legato.governance import Policy, PolicyError
+    from legato.handle import RunHandle
+    from legato.retry import NO_RETRY, RetryPolicy
+    from legato.serde import PayloadTooLarge
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it, imported by __getattr__ on first use
+_LAZY = {
+    "Agent": "legato.agents",
+    "AgentResult": "legato.agents",
+    "App": "legato.app",
+    "Approval": "legato.approvals",
+    "Budget": "legato.ai.config",
+    "BudgetExceeded": "legato.ai.results",
+    "Budgets": "legato.ai.config",
+    "Clock": "legato.clock",
+    "Context": "legato.context",
+    "DataBlocked": "legato.ai.results",
+    "Decision": "legato.approvals",
+    "EmbedResult": "legato.ai.results",
+    "LLMResult": "legato.ai.results",
+    "Message": "legato.ai.messages",
+    "ModelError": "legato.ai.model",
+    "ModelUnavailable": "legato.ai.results",
+    "NO_RETRY": "legato.retry",
+    "OutputValidationError": "legato.ai.results",
+    "PayloadTooLarge": "legato.serde",
+    "Policy": "legato.governance",
+    "PolicyError": "legato.governance",
+    "RetryPolicy": "legato.retry",
+    "RunHandle": "legato.handle",
+    "Step": "legato.engine.definitions",
+    "StepInfo": "legato.engine.runtime",
+    "SystemClock": "legato.clock",
+    "Tool": "legato.engine.definitions",
+    "ToolCall": "legato.ai.messages",
+    "ToolSpec": "legato.ai.messages",
+    "current_step": "legato.engine.runtime",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'legato' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ActionDenied",

@@ -1,7 +1,8 @@
 """The App: the registry of workflows and steps, its configuration, and what users call.
 
-Every method has an ``*_async`` twin for async code; the sync ones run the same coroutine on a
-private background loop.
+Every method that talks to the database is written once, as ``*_async``; its sync twin is
+derived with :func:`legato.sync.blocking` and runs the same coroutine on a private background
+loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from legato.ai.config import AIConfig, load_config
 from legato.ai.registry import Models
 from legato.clock import Clock, SystemClock
 from legato.context import Context
-from legato.control import Autonomy
+from legato.durations import to_seconds
 from legato.engine.definitions import (
     Step,
     StepDecorator,
@@ -35,13 +36,13 @@ from legato.engine.definitions import (
 from legato.errors import ConfigurationError, UnknownWorkflow
 from legato.governance import Policy
 from legato.handle import RunHandle
-from legato.hitl import Approvals
 from legato.ops import Operations
-from legato.portal import Portal
+from legato.oversight import Approvals, Autonomy
 from legato.retry import NO_RETRY, RetryPolicy
 from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.store.usage import UsageTotals
+from legato.sync import Portal, blocking
 from legato.worker import Worker
 
 P = ParamSpec("P")
@@ -144,22 +145,18 @@ class App:
 
     async def pause_async(self, workflow: str, *, by: str, reason: str) -> bool:
         """Kill switch: no new entry of ``workflow`` starts until ``resume``."""
-        changed = await (await self.ops_async()).pause(workflow, by=by, reason=reason)
+        changed = await (await self.ops_async()).control.pause(workflow, by=by, reason=reason)
         self._notify_workers()
         return changed
-
-    def pause(self, workflow: str, *, by: str, reason: str) -> bool:
-        """Kill switch: no new entry of ``workflow`` starts until ``resume``."""
-        return self._sync(self.pause_async(workflow, by=by, reason=reason))
 
     async def resume_async(self, workflow: str, *, by: str, reason: str = "resumed") -> bool:
-        changed = await (await self.ops_async()).resume(workflow, by=by, reason=reason)
+        """Undo ``pause``: the workflow's runs carry on where they stopped."""
+        changed = await (await self.ops_async()).control.resume(workflow, by=by, reason=reason)
         self._notify_workers()
         return changed
 
-    def resume(self, workflow: str, *, by: str, reason: str = "resumed") -> bool:
-        """Undo ``pause``: the workflow's runs carry on where they stopped."""
-        return self._sync(self.resume_async(workflow, by=by, reason=reason))
+    pause = blocking(pause_async)
+    resume = blocking(resume_async)
 
     @property
     def approvals(self) -> Approvals:
@@ -230,9 +227,7 @@ class App:
         ``retry`` defaults to ``RetryPolicy()`` (3 attempts); pass ``legato.NO_RETRY`` for none.
         ``timeout`` bounds each attempt.
         """
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        if seconds is not None and seconds <= 0:
-            raise ConfigurationError(f"step timeout must be positive, got {timeout!r}")
+        seconds = _timeout(timeout, "step timeout")
 
         def register(f: Callable[..., Any]) -> Step[Any, Any]:
             definition = StepDef(qualified_name(f, name), f, retry or RetryPolicy(), seconds)
@@ -280,7 +275,7 @@ class App:
         a workflow every call is a proposal that is allowed, throttled, sent to a person, or
         denied. Tools are not retried unless ``retry`` says so.
         """
-        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        seconds = _timeout(timeout, "tool timeout")
 
         def register(f: Callable[..., Any]) -> Tool[Any, Any]:
             text = description or (inspect.getdoc(f) or "").split("\n")[0]
@@ -336,7 +331,7 @@ class App:
         self._runtimes[loop] = runtime
         return runtime
 
-    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _sync(self, coro: Coroutine[Any, Any, T], /) -> T:
         with self._lock:
             if self._portal is None:
                 self._portal = Portal(f"legato-{self.name}")
@@ -356,6 +351,7 @@ class App:
     # -- starting and controlling runs --------------------------------------------------
     async def start_async(
         self,
+        /,
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
@@ -368,21 +364,10 @@ class App:
         """
         definition = self._definition(workflow)
         ops = (await self._rt()).ops
-        run, created = await ops.start(definition, args, kwargs, run_id, tenant=tenant)
+        run, created = await ops.runs.start(definition, args, kwargs, run_id, tenant=tenant)
         if created:
             self._notify_workers()
         return RunHandle(self, run.run_id, definition)
-
-    def start(
-        self,
-        workflow: WorkflowFn[..., R] | str,
-        *args: Any,
-        run_id: str | None = None,
-        tenant: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[R]:
-        """Start a run; with an existing ``run_id`` return that run instead (idempotent)."""
-        return self._sync(self.start_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs))
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle on an existing run (not checked until used)."""
@@ -390,6 +375,7 @@ class App:
 
     async def run_async(
         self,
+        /,
         workflow: WorkflowFn[..., R] | str,
         *args: Any,
         run_id: str | None = None,
@@ -406,44 +392,27 @@ class App:
             await self._work(exit_when=finished)
         return await handle.result_async()
 
-    def run(
-        self,
-        workflow: WorkflowFn[..., R] | str,
-        *args: Any,
-        run_id: str | None = None,
-        tenant: str | None = None,
-        **kwargs: Any,
-    ) -> R:
-        """Start a run and drive it to its end in this process; return its result."""
-        return self._sync(self.run_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs))
-
     async def send_event_async(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver an event to a run; it is buffered until the run waits for it."""
-        await (await self._rt()).ops.send_event(run_id, name, payload)
+        await (await self._rt()).ops.runs.send_event(run_id, name, payload)
         self._notify_workers()
-
-    def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
-        """Deliver an event to a run; it is buffered until the run waits for it."""
-        self._sync(self.send_event_async(run_id, name, payload))
 
     async def cancel_async(self, run_id: str) -> None:
         """Cancel a run that has not finished (and its child runs)."""
-        await (await self._rt()).ops.cancel(run_id)
+        await (await self._rt()).ops.runs.cancel(run_id)
         self._notify_workers()
-
-    def cancel(self, run_id: str) -> None:
-        """Cancel a run that has not finished (and its child runs)."""
-        self._sync(self.cancel_async(run_id))
 
     async def retry_async(self, run_id: str) -> RunHandle[Any]:
         """Resume a failed run from its failed entry; finished entries are not redone."""
-        run = await (await self._rt()).ops.retry(run_id)
+        run = await (await self._rt()).ops.runs.retry(run_id)
         self._notify_workers()
         return RunHandle(self, run_id, self.workflows.get(run.workflow))
 
-    def retry(self, run_id: str) -> RunHandle[Any]:
-        """Resume a failed run from its failed entry; finished entries are not redone."""
-        return self._sync(self.retry_async(run_id))
+    start = blocking(start_async)
+    run = blocking(run_async)
+    send_event = blocking(send_event_async)
+    cancel = blocking(cancel_async)
+    retry = blocking(retry_async)
 
     # -- workers ------------------------------------------------------------------------
     async def _work(
@@ -513,26 +482,20 @@ class App:
         worker = await self._work(exit_when_idle=True, skip_until=limit, concurrency=concurrency)
         return worker.completed
 
-    def run_until_idle(self, *, skip: timedelta | None = None, concurrency: int = 100) -> int:
-        """Execute runs in this process until none is runnable; return how many finished."""
-        return self._sync(self.run_until_idle_async(skip=skip, concurrency=concurrency))
+    run_until_idle = blocking(run_until_idle_async)
 
-    # -- closing ------------------------------------------------------------------------
+    # -- costs ----------------------------------------------------------------------------
     async def costs_async(
         self, *, by: str = "workflow", since: timedelta | None = None,
         workflow: str | None = None,
     ) -> list[tuple[str, UsageTotals]]:  # fmt: skip
         """Model usage and cost grouped ``by`` workflow, model, day, tenant or run."""
         ops = await self.ops_async()
-        return await ops.costs(by=by, since=since, workflow=workflow, now=self.clock.now())
+        return await ops.costs.rollup(by=by, since=since, workflow=workflow)
 
-    def costs(
-        self, *, by: str = "workflow", since: timedelta | None = None,
-        workflow: str | None = None,
-    ) -> list[tuple[str, UsageTotals]]:  # fmt: skip
-        """Model usage and cost grouped ``by`` workflow, model, day, tenant or run."""
-        return self._sync(self.costs_async(by=by, since=since, workflow=workflow))
+    costs = blocking(costs_async)
 
+    # -- closing ------------------------------------------------------------------------
     async def close_async(self) -> None:
         """Close the database connection of the running loop."""
         runtime = self._runtimes.pop(asyncio.get_running_loop(), None)
@@ -546,6 +509,13 @@ class App:
             self._sync(self.close_async())
             self._portal.close()
             self._portal = None
+
+
+def _timeout(value: timedelta | float | None, what: str) -> float | None:
+    seconds = None if value is None else to_seconds(value, what)
+    if seconds == 0:
+        raise ConfigurationError(f"{what} must be positive, got {value!r}")
+    return seconds
 
 
 __all__ = ["NO_RETRY", "App"]

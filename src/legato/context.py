@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar,
 from legato.ai.calls import CallSpec
 from legato.ai.messages import Message, ToolSpec, as_messages
 from legato.ai.results import EmbedResult, LLMResult
+from legato.durations import to_seconds
 from legato.engine.definitions import ToolDef
 from legato.errors import ConfigurationError
 from legato.hitl import Decision
@@ -20,13 +21,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-def _seconds(value: timedelta | float | int, what: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
-        raise ConfigurationError(f"{what} must not be negative, got {value!r}")
-    return seconds
 
 
 def tool_spec(tool: Callable[..., Any] | ToolSpec) -> ToolSpec:
@@ -72,7 +66,7 @@ class Context:
     # the operation takes its place in the journal where it is called, like a step.
     def sleep(self, duration: timedelta | float) -> Awaitable[None]:
         """Wait durably; a long sleep unloads the run and costs nothing while it lasts."""
-        return self._execution.sleep(_seconds(duration, "sleep duration"))
+        return self._execution.sleep(to_seconds(duration, "sleep duration"))
 
     @overload
     def wait_for_event(
@@ -99,7 +93,7 @@ class Context:
         """
         if not name:
             raise ConfigurationError("an event name must be a non-empty string")
-        seconds = None if timeout is None else _seconds(timeout, "event timeout")
+        seconds = None if timeout is None else to_seconds(timeout, "event timeout")
         return self._execution.wait_for_event(name, seconds, type)
 
     def approval(
@@ -124,7 +118,7 @@ class Context:
             raise ConfigurationError(
                 f"on_timeout must be 'reject', 'approve' or 'fail', got {on_timeout!r}"
             )
-        seconds = None if timeout is None else _seconds(timeout, "approval timeout")
+        seconds = None if timeout is None else to_seconds(timeout, "approval timeout")
         return self._execution.approval(
             name, data, prompt=prompt, assignees=list(assignees or ()), timeout=seconds,
             on_timeout=on_timeout,
@@ -228,7 +222,7 @@ class Context:
             temperature=temperature,
             max_tokens=max_tokens,
             stream=stream,
-            timeout=None if timeout is None else _seconds(timeout, "timeout"),
+            timeout=None if timeout is None else to_seconds(timeout, "timeout"),
             evaluator=evaluator,
         )
         return await self._execution.llm(spec, cache)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from legato import serde
+from legato.durations import to_seconds
 from legato.errors import ResultTimeout, RunCancelled, RunFailed
+from legato.ops import Timeline
 from legato.store.base import TERMINAL, RunRecord
+from legato.sync import blocking
 
 if TYPE_CHECKING:
     from legato.app import App
     from legato.engine.definitions import WorkflowDef
-    from legato.ops import Timeline
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class RunHandle(Generic[R]):
@@ -29,27 +33,20 @@ class RunHandle(Generic[R]):
     def __repr__(self) -> str:
         return f"<legato.RunHandle {self.run_id!r}>"
 
+    def _sync(self, coro: Coroutine[Any, Any, T], /) -> T:
+        return self.app._sync(coro)
+
     async def describe_async(self) -> RunRecord:
         """The stored run: status, timestamps, output or error."""
-        return await (await self.app.ops_async()).get_run(self.run_id)
-
-    def describe(self) -> RunRecord:
-        return self.app._sync(self.describe_async())
+        return await (await self.app.ops_async()).runs.get(self.run_id)
 
     async def timeline_async(self) -> Timeline:
         """The run and its journal, entry by entry (what ``legato show`` prints)."""
-        return await (await self.app.ops_async()).timeline(self.run_id)
-
-    def timeline(self) -> Timeline:
-        """The run and its journal, entry by entry (what ``legato show`` prints)."""
-        return self.app._sync(self.timeline_async())
+        return await (await self.app.ops_async()).runs.timeline(self.run_id)
 
     async def status_async(self) -> str:
-        return (await self.describe_async()).status
-
-    def status(self) -> str:
         """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``."""
-        return self.app._sync(self.status_async())
+        return (await self.describe_async()).status
 
     async def result_async(self, timeout: timedelta | float | None = None) -> R:
         """Wait for the run to end; return its result or raise RunFailed / RunCancelled.
@@ -57,24 +54,24 @@ class RunHandle(Generic[R]):
         Someone must be executing the run: a worker process, ``app.run`` or
         ``app.run_until_idle``. ``timeout`` (seconds) raises :class:`legato.ResultTimeout`.
         """
-        if isinstance(timeout, timedelta):
-            timeout = timeout.total_seconds()
+        seconds = None if timeout is None else to_seconds(timeout, "result timeout")
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if seconds is None else loop.time() + seconds
         delay = 0.005
         while True:
             run = await self.describe_async()
             if run.status in TERMINAL:
                 return self._outcome(run)
             if deadline is not None and loop.time() >= deadline:
-                raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {timeout:g}s")
+                raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {seconds:g}s")
             pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
             await asyncio.sleep(pause)
             delay = min(delay * 2, 0.25)
 
-    def result(self, timeout: timedelta | float | None = None) -> R:
-        """Wait for the run to end; return its result or raise RunFailed / RunCancelled."""
-        return self.app._sync(self.result_async(timeout))
+    describe = blocking(describe_async)
+    timeline = blocking(timeline_async)
+    status = blocking(status_async)
+    result = blocking(result_async)
 
     def _outcome(self, run: RunRecord) -> R:
         if run.status == "failed":

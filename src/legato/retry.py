@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from legato.durations import parse_duration, to_seconds
 from legato.errors import ConfigurationError
 
 
@@ -27,21 +28,23 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        for name in ("initial", "max_delay"):  # seconds are welcome too
+        delays = []
+        for name in ("initial", "max_delay"):  # seconds are welcome too; stored as timedelta
             value = getattr(self, name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                object.__setattr__(self, name, timedelta(seconds=value))
-            elif not isinstance(value, timedelta):
+            try:
+                delays.append(parse_duration(value, text=False))
+            except ValueError:
                 raise ConfigurationError(
                     f"RetryPolicy.{name} must be a timedelta or seconds, got {value!r}"
-                )
+                ) from None
+            object.__setattr__(self, name, delays[-1])
         if self.max_attempts < 1:
             raise ConfigurationError(
                 f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}"
             )
         if self.multiplier < 1:
             raise ConfigurationError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier}")
-        if _seconds(self.initial) < 0 or _seconds(self.max_delay) < 0:
+        if min(delays) < timedelta(0):
             raise ConfigurationError("RetryPolicy delays must not be negative")
 
     def is_retryable(self, error: BaseException) -> bool:
@@ -50,17 +53,15 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         try:
-            base = _seconds(self.initial) * self.multiplier ** (attempt - 1)
+            base = to_seconds(self.initial, "RetryPolicy.initial") * self.multiplier ** (
+                attempt - 1
+            )
         except OverflowError:  # "retry for ever" policies reach the cap long before this
             base = float("inf")
-        capped = min(base, _seconds(self.max_delay))
+        capped = min(base, to_seconds(self.max_delay, "RetryPolicy.max_delay"))
         if self.jitter:
             return (rng or random).uniform(capped / 2, capped)
         return capped
-
-
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 NO_RETRY = RetryPolicy(max_attempts=1, jitter=False)

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from legato.durations import format_duration
 from legato.governance.policy import (
     OPS,
     Condition,
     Rule,
     Undecidable,
-    format_duration,
     parse_duration,
 )
 

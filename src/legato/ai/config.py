@@ -34,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from legato.durations import positive_duration
 from legato.errors import ConfigurationError
 
 Strategy = Literal["fallback", "cascade", "cheapest"]
@@ -42,9 +43,7 @@ KINDS = ("openai", "anthropic", "local", "scripted")
 
 
 def _duration(value: Any) -> Any:
-    from legato.governance.policy import parse_duration
-
-    return parse_duration(value) if isinstance(value, str | int | float) else value
+    return positive_duration(value) if isinstance(value, str | int | float) else value
 
 
 #: a timedelta, or a duration as the policy file writes it: "30s", "1d", seconds

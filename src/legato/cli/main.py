@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import logging
@@ -10,21 +9,24 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
+from legato.durations import format_duration, parse_duration
 from legato.errors import ConfigurationError, LegatoError
 from legato.store.base import redact_url
+from legato.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     from legato.app import App
     from legato.ops import Operations
 
 T = TypeVar("T")
+_MAX_AGE = timedelta(days=100 * 365)
 
 _STATUS_STYLE = {
     "completed": "green",
@@ -79,6 +81,9 @@ def _import_file(path: str) -> Any:
 
 
 def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` against the operations layer on the command's database, then close it."""
+    import asyncio  # here, not at the top: `legato --help` need not pay for asyncio
+
     async def main() -> T:
         from legato.clock import SystemClock
         from legato.ops import Operations
@@ -226,7 +231,7 @@ def runs(
     ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
 ) -> None:
     """List runs, newest first."""
-    found = _run(ctx, lambda ops: ops.list_runs(status=status, workflow=workflow, limit=limit))
+    found = _run(ctx, lambda ops: ops.runs.list(status=status, workflow=workflow, limit=limit))
     if as_json:
         for r in found:
             click.echo(
@@ -274,7 +279,7 @@ def runs(
 @click.pass_context
 def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
     """Show a run and the timeline of its journal."""
-    timeline = _run(ctx, lambda ops: ops.timeline(run_id))
+    timeline = _run(ctx, lambda ops: ops.runs.timeline(run_id))
     from rich.console import Console
     from rich.table import Table
 
@@ -301,7 +306,7 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
             e.name,
             _styled(e.status),
             str(e.attempts),
-            "-" if e.duration is None else _duration(e.duration),
+            "-" if e.duration is None else format_duration(e.duration),
             e.summary,
         )
     if timeline.entries:
@@ -329,7 +334,7 @@ def events() -> None:
 @click.pass_context
 def events_send(ctx: click.Context, run_id: str, name: str, data: str) -> None:
     """Deliver event NAME to RUN_ID (buffered until the run waits for it)."""
-    _run(ctx, lambda ops: ops.send_event_json(run_id, name, data))
+    _run(ctx, lambda ops: ops.runs.send_event_json(run_id, name, data))
     click.echo(f"event {name!r} sent to run {run_id}")
 
 
@@ -338,7 +343,7 @@ def events_send(ctx: click.Context, run_id: str, name: str, data: str) -> None:
 @click.pass_context
 def cancel(ctx: click.Context, run_id: str) -> None:
     """Cancel a run that has not finished (and its child runs)."""
-    _run(ctx, lambda ops: ops.cancel(run_id))
+    _run(ctx, lambda ops: ops.runs.cancel(run_id))
     click.echo(f"run {run_id} cancelled")
 
 
@@ -347,7 +352,7 @@ def cancel(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def retry(ctx: click.Context, run_id: str) -> None:
     """Resume a failed run from its failed entry (after fixing the code, for instance)."""
-    _run(ctx, lambda ops: ops.retry(run_id))
+    _run(ctx, lambda ops: ops.runs.retry(run_id))
     click.echo(f"run {run_id} will resume from its failed entry on the next worker")
 
 
@@ -361,10 +366,10 @@ def retry(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool) -> None:
     """List approvals (pending ones by default), oldest first."""
-    from legato.hitl import Approval
+    from legato.approvals import Approval
 
     wanted = None if status == "all" else status
-    found = _run(ctx, lambda ops: ops.list_approvals(wanted, run_id, 500))
+    found = _run(ctx, lambda ops: ops.approvals.list(wanted, run_id, 500))
     shown = [Approval.from_record(r) for r in found]
     if as_json:
         for a in shown:
@@ -399,7 +404,9 @@ def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool
 
 def _decide(ctx: click.Context, approval_id: str, approved: bool, by: str, data: str | None,
             comment: str | None) -> None:  # fmt: skip
-    record = _run(ctx, lambda ops: ops.decide_json(approval_id, approved, by, data, comment))
+    record = _run(
+        ctx, lambda ops: ops.approvals.decide_json(approval_id, approved, by, data, comment)
+    )
     edited = " with edited data" if record.decided_data is not None else ""
     click.echo(f"approval {approval_id} {record.status} by {record.decided_by}{edited}")
 
@@ -435,7 +442,7 @@ def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     """The audit log: gate decisions, approvals, autonomy changes, pauses."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = _run(ctx, lambda ops: ops.audit(run_id=run_id, limit=100_000))
+    rows = _run(ctx, lambda ops: ops.audit.list(run_id=run_id, limit=100_000))
     if as_json:
         for r in rows:
             click.echo(json.dumps({
@@ -465,7 +472,7 @@ def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
     """Check the hash chain; exit 1 naming the first row that was edited or removed."""
-    check = _run(ctx.parent or ctx, lambda ops: ops.verify_audit())
+    check = _run(ctx.parent or ctx, lambda ops: ops.audit.verify())
     if check.ok:
         click.echo(f"audit log intact: {check.rows} rows")
         return
@@ -479,7 +486,7 @@ def autonomy(ctx: click.Context) -> None:
     """Autonomy levels per actor: 0 propose only, 1 low risk, 2 medium, 3 high."""
     if ctx.invoked_subcommand is not None:
         return
-    levels = _run(ctx, lambda ops: ops.autonomy_levels())
+    levels = _run(ctx, lambda ops: ops.control.autonomy_levels())
     if not levels:
         click.echo("no levels set at run time (actors use the policy's, else 1)")
     for a in levels:
@@ -495,10 +502,12 @@ def autonomy(ctx: click.Context) -> None:
 @click.pass_context
 def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: str | None) -> None:
     """Set ACTOR's LEVEL; the next proposal of every run uses it."""
-    from legato.control import LEVELS, default_person
+    from legato.ops import LEVELS
 
     who = by or default_person()
-    _run(ctx.parent or ctx, lambda ops: ops.set_autonomy(actor, level, by=who, reason=reason))
+    _run(
+        ctx.parent or ctx, lambda ops: ops.control.set_autonomy(actor, level, by=who, reason=reason)
+    )
     click.echo(f"{actor} is now at autonomy {level} ({LEVELS[level]}), set by {who}")
 
 
@@ -509,10 +518,8 @@ def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: st
 @click.pass_context
 def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None) -> None:
     """Kill switch: no new entry of WORKFLOW starts until `legato resume` (lists if omitted)."""
-    from legato.control import default_person
-
     if workflow is None:
-        paused = _run(ctx, lambda ops: ops.paused())
+        paused = _run(ctx, lambda ops: ops.control.paused())
         if not paused:
             click.echo("no workflow is paused")
         for p in paused:
@@ -520,7 +527,7 @@ def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None)
                        f" {_time(p.paused_at.timestamp())}: {p.reason}")  # fmt: skip
         return
     who = by or default_person()
-    changed = _run(ctx, lambda ops: ops.pause(workflow, by=who, reason=reason))
+    changed = _run(ctx, lambda ops: ops.control.pause(workflow, by=who, reason=reason))
     click.echo(f"{workflow} {'paused' if changed else 'was already paused'}")
 
 
@@ -530,10 +537,8 @@ def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None)
 @click.pass_context
 def resume(ctx: click.Context, workflow: str, by: str | None) -> None:
     """Undo `legato pause`: WORKFLOW's runs carry on where they stopped."""
-    from legato.control import default_person
-
     who = by or default_person()
-    changed = _run(ctx, lambda ops: ops.resume(workflow, by=who))
+    changed = _run(ctx, lambda ops: ops.control.resume(workflow, by=who))
     click.echo(f"{workflow} {'resumed' if changed else 'was not paused'}")
 
 
@@ -546,6 +551,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate legato's tables (workers also do this when they start)."""
+    import asyncio
 
     async def upgrade() -> int:
         from legato.store import open_store
@@ -573,7 +579,7 @@ def db_upgrade(ctx: click.Context) -> None:
 def gc(ctx: click.Context, older_than: str, dry_run: bool) -> None:
     """Remove finished runs (completed, failed, cancelled), their journals and events."""
     age = parse_age(older_than)
-    removed = _run(ctx, lambda ops: ops.gc(age, dry_run=dry_run))
+    removed = _run(ctx, lambda ops: ops.runs.gc(age, dry_run=dry_run))
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {removed} finished run{'' if removed == 1 else 's'} older than {older_than}"
@@ -596,11 +602,10 @@ def costs(
     ctx: click.Context, by: str, since: str | None, workflow: str | None, as_json: bool
 ) -> None:
     """Model calls, tokens and cost, grouped by workflow, model, day, tenant or run."""
-    import time
     from decimal import Decimal
 
     age = parse_age(since) if since else None
-    rows = _run(ctx, lambda ops: ops.costs(by=by, since=age, workflow=workflow, now=time.time()))
+    rows = _run(ctx, lambda ops: ops.costs.rollup(by=by, since=age, workflow=workflow))
 
     def usd(nano: int) -> str:
         return f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
@@ -643,18 +648,21 @@ def costs(
 
 
 def parse_age(text: str) -> timedelta:
-    """``30d`` -> 30 days; units s, m, h, d, w."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    """``30d`` -> 30 days (any duration text: ``12h``, ``1d12h``); from 0 up to 100 years."""
     try:
-        value = float(number)
+        age = parse_duration(text)
     except ValueError:
-        value = -1
-    if unit not in units or not 0 <= value * units.get(unit, 1) <= 100 * 365 * 86400:
+        age = None
+    if age is None or not timedelta(0) <= age <= _MAX_AGE:
         raise ConfigurationError(
             f"bad age {text!r}: use a number (up to 100 years) and a unit, like 30d, 12h, 90m"
         )
-    return timedelta(seconds=value * units[unit])
+    return age
+
+
+def default_person() -> str:
+    """Who is acting at a terminal when no --by is given."""
+    return os.environ.get("LEGATO_USER") or os.environ.get("USER") or "cli"
 
 
 def _styled(status: str) -> str:
@@ -663,21 +671,7 @@ def _styled(status: str) -> str:
 
 
 def _time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.1f}ms"
-    if seconds < 120:
-        return f"{seconds:.2f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
+    return "-" if ts is None else format_timestamp(ts, "text")
 
 
 def main() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
+
+from legato.timestamps import format_timestamp
 
 
 @dataclass(slots=True)
@@ -45,4 +46,4 @@ async def forever() -> None:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+    return format_timestamp(ts)

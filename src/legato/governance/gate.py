@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from legato.durations import format_duration
 from legato.errors import ConfigurationError, SerializationError
 from legato.governance.policy import (
     RISKS,
@@ -20,7 +21,6 @@ from legato.governance.policy import (
     Rule,
     Throttle,
     Undecidable,
-    format_duration,
     risk_rank,
 )
 

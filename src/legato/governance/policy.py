@@ -33,7 +33,6 @@ Built-in data classes: email, phone, us_ssn, credit_card, iban, ip_address, api_
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -55,6 +54,7 @@ from pydantic import (
     model_validator,
 )
 
+from legato.durations import positive_duration
 from legato.errors import LegatoError
 from legato.governance.data_rules import DataRules
 
@@ -100,47 +100,9 @@ def risk_rank(risk: Risk) -> int:
 
 # -- durations ----------------------------------------------------------------------------
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-_DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """A positive ``timedelta`` from a timedelta, seconds, or text such as "30s", "1h30m"."""
-    if isinstance(value, timedelta):
-        result = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a duration")
-        result = timedelta(seconds=value)
-    elif isinstance(value, str) and _DURATION.fullmatch(value):
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
-        result = timedelta(seconds=seconds)
-    else:
-        raise ValueError(
-            f"{value!r} is not a duration; write seconds or a number with a unit, such as"
-            " 30s, 10m, 1h or 1d"
-        )
-    if result <= timedelta(0):
-        raise ValueError(f"a duration must be positive, got {value!r}")
-    return result
-
-
-def format_duration(value: timedelta | float) -> str:
-    """Short text for a duration: "1h", "10m", "1h30m", "2.5s"."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 60 and seconds != int(seconds):
-        return f"{seconds:g}s"
-    whole = math.ceil(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts) or "0s"
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+#: A positive ``timedelta`` from a timedelta, seconds, or text such as "30s", "1h30m".
+parse_duration = positive_duration
+Duration = Annotated[timedelta, BeforeValidator(positive_duration)]
 
 
 # -- conditions -----------------------------------------------------------------------------

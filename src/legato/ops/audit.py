@@ -8,6 +8,7 @@ external note of the last row, or ship the log elsewhere, when that matters.)
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from legato.store.base import GENESIS_HASH, AuditRecord, Store, audit_hash
@@ -27,14 +28,18 @@ class AuditCheck:
 
 
 class AuditOps:
-    """Audit operations (mixed into legato.ops.Operations)."""
+    """``ops.audit``: read and verify the audit log."""
 
-    store: Store
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    async def audit(self, *, run_id: str | None = None, limit: int = 1000) -> list[AuditRecord]:
+    async def list(
+        self, *, run_id: str | None = None, limit: int = 1000
+    ) -> builtins.list[AuditRecord]:
+        """Rows, oldest first (of one run with ``run_id``)."""
         return await self.store.list_audit(run_id=run_id, limit=limit)
 
-    async def verify_audit(self) -> AuditCheck:
+    async def verify(self) -> AuditCheck:
         """Recompute the chain: an edited, removed or reordered row breaks it."""
         expected_prev, expected_seq, rows = GENESIS_HASH, 1, 0
         while True:

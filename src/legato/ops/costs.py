@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from legato.clock import Clock
 from legato.errors import ConfigurationError
 from legato.store.base import Store
 from legato.store.usage import GROUP_COLUMNS, GroupBy, UsageTotals
+from legato.timestamps import format_timestamp
 
 
 class CostOps:
-    """Cost operations (mixed into legato.ops.Operations)."""
+    """``ops.costs``: usage and cost rolled up from the usage rows."""
 
-    store: Store
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
 
-    async def costs(
-        self,
-        *,
-        by: str = "workflow",
-        since: timedelta | None = None,
-        workflow: str | None = None,
-        now: float,
+    async def rollup(
+        self, *, by: str = "workflow", since: timedelta | None = None, workflow: str | None = None
     ) -> list[tuple[str, UsageTotals]]:
-        """Usage and cost grouped ``by`` workflow, model, day, tenant or run."""
+        """Usage and cost grouped ``by`` workflow, model, day, tenant or run.
+
+        ``since`` counts whole UTC days back from the clock's now (usage rows are kept per day).
+        """
         if by not in GROUP_COLUMNS:
             raise ConfigurationError(
                 f"costs can be grouped by {', '.join(GROUP_COLUMNS)}; got {by!r}"
             )
         since_day = None
         if since is not None:
-            start = datetime.fromtimestamp(now, UTC) - since
-            since_day = start.strftime("%Y-%m-%d")
+            since_day = format_timestamp(self.clock.now() - since.total_seconds(), "day")
         group: GroupBy = by  # type: ignore[assignment]
         return await self.store.usage_rollup(group, since_day=since_day, workflow=workflow)

@@ -1,26 +1,21 @@
-"""The operations layer: what every front end (Python API, CLI, later REST) may do to runs.
-
-Front ends call these functions and never touch SQL. Everything here validates its input and
-raises a :class:`legato.LegatoError` that says what is wrong and what to do.
-"""
+"""Run operations: start, inspect, list, signal, cancel, retry and remove runs."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from legato import serde
-from legato.audit import AuditOps
 from legato.clock import Clock
-from legato.control import ControlOps
-from legato.costs import CostOps
 from legato.engine.definitions import WorkflowDef
 from legato.errors import ConfigurationError, RunConflict, UnknownRun
-from legato.hitl import ApprovalOps
 from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
+from legato.timestamps import format_timestamp
 
 _RUN_ID = re.compile(r"^[\w.:@/+=-]{1,200}$")
 
@@ -42,16 +37,16 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class Timeline:
+    """A run and its journal, entry by entry (``RunHandle.timeline``, ``legato show``)."""
+
     run: RunRecord
-    entries: list[TimelineEntry]
+    entries: builtins.list[TimelineEntry]
 
 
-class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
-    """What front ends may do: runs here; approvals (hitl) and the audit log (audit) mixed in."""
+class RunOps:
+    """``ops.runs``: what front ends may do to runs."""
 
-    def __init__(
-        self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
-    ) -> None:
+    def __init__(self, store: Store, clock: Clock, payload_limit: int | None) -> None:
         self.store = store
         self.clock = clock
         self.payload_limit = payload_limit
@@ -67,8 +62,6 @@ class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
     ) -> tuple[RunRecord, bool]:
         """Create a run (or return the existing one with that id); True when created."""
         if run_id is None:
-            import uuid
-
             run_id = uuid.uuid4().hex
         elif not isinstance(run_id, str) or not _RUN_ID.match(run_id):
             raise ConfigurationError(
@@ -96,22 +89,16 @@ class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
             )
         return run, created
 
-    async def get_run(self, run_id: str) -> RunRecord:
+    async def get(self, run_id: str) -> RunRecord:
         run = await self.store.get_run(run_id)
         if run is None:
             raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
         return run
 
-    async def gc(self, older_than: timedelta, *, dry_run: bool = False) -> int:
-        """Remove runs that finished more than ``older_than`` ago (retention)."""
-        if older_than < timedelta(0):
-            raise ConfigurationError("the age of runs to remove must not be negative")
-        before = self.clock.now() - older_than.total_seconds()
-        return await self.store.delete_finished(before, dry_run=dry_run)
-
-    async def list_runs(
+    async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
+    ) -> builtins.list[RunRecord]:
+        """Runs, newest first."""
         if status is not None and status not in RUN_STATUSES:
             raise ConfigurationError(
                 f"unknown status {status!r}; expected one of {', '.join(RUN_STATUSES)}"
@@ -119,6 +106,11 @@ class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
         if limit < 1:
             raise ConfigurationError(f"limit must be at least 1, got {limit}")
         return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+
+    async def timeline(self, run_id: str) -> Timeline:
+        run = await self.get(run_id)
+        entries = await self.store.load_entries(run_id)
+        return Timeline(run, [_line(e) for e in entries])
 
     async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
         if not isinstance(name, str) or not name:
@@ -140,10 +132,12 @@ class Operations(ApprovalOps, AuditOps, ControlOps, CostOps):
     async def retry(self, run_id: str) -> RunRecord:
         return await self.store.retry_run(run_id, self.clock.now())
 
-    async def timeline(self, run_id: str) -> Timeline:
-        run = await self.get_run(run_id)
-        entries = await self.store.load_entries(run_id)
-        return Timeline(run, [_line(e) for e in entries])
+    async def gc(self, older_than: timedelta, *, dry_run: bool = False) -> int:
+        """Remove runs that finished more than ``older_than`` ago (retention)."""
+        if older_than < timedelta(0):
+            raise ConfigurationError("the age of runs to remove must not be negative")
+        before = self.clock.now() - older_than.total_seconds()
+        return await self.store.delete_finished(before, dry_run=dry_run)
 
 
 def _line(e: Entry) -> TimelineEntry:
@@ -161,21 +155,15 @@ def summarize(e: Entry, width: int = 80) -> str:
         err = serde.loads(e.error) or {}
         text = f"{err.get('type', 'Error')}: {err.get('message', '')}"
     elif e.kind == "sleep" and e.wake_at is not None and e.status == "waiting":
-        text = f"until {_iso(e.wake_at)}"
+        text = f"until {format_timestamp(e.wake_at)}"
     elif e.kind == "event" and e.status == "waiting":
-        text = "waiting" + (f" until {_iso(e.wake_at)}" if e.wake_at else "")
+        text = "waiting" + (f" until {format_timestamp(e.wake_at)}" if e.wake_at else "")
     elif e.kind == "child":
         text = f"run {e.input}" + (f" -> {e.output}" if e.output else "")
     elif e.kind == "now" and e.output:
-        text = _iso(float(e.output))
+        text = format_timestamp(float(e.output))
     elif e.status == "retrying" and e.wake_at is not None:
-        text = f"retry at {_iso(e.wake_at)}"
+        text = f"retry at {format_timestamp(e.wake_at)}"
     else:
         text = e.output if e.output is not None else ""
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _iso(ts: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")

@@ -6,19 +6,15 @@ Both take effect on the next proposal or entry of runs already in flight, and bo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from legato.clock import Clock
 from legato.errors import ConfigurationError
 from legato.store.base import AuditEvent, Store
+from legato.timestamps import utc
 
-if TYPE_CHECKING:
-    from legato.app import App
-
-DEFAULT_LEVEL = 1  # safe by default: low-risk tools run, anything riskier asks a person
+#: what each autonomy level lets an actor do alone
 LEVELS = {
     0: "every action needs approval",
     1: "acts alone on low-risk tools",
@@ -29,6 +25,8 @@ LEVELS = {
 
 @dataclass(frozen=True)
 class AutonomyLevel:
+    """A level set at run time (``app.autonomy.list``, ``legato autonomy``)."""
+
     actor: str
     level: int
     set_by: str
@@ -38,22 +36,20 @@ class AutonomyLevel:
 
 @dataclass(frozen=True)
 class Pause:
+    """A paused workflow (``legato pause`` without a name)."""
+
     workflow: str
     paused_by: str
     reason: str
     paused_at: datetime
 
 
-def default_person() -> str:
-    """Who is acting at a terminal when no --by is given."""
-    return os.environ.get("LEGATO_USER") or os.environ.get("USER") or "cli"
-
-
 class ControlOps:
-    """Autonomy and pause operations (mixed into legato.ops.Operations)."""
+    """``ops.control``: autonomy and pause operations."""
 
-    store: Store
-    clock: Clock
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
 
     async def set_autonomy(self, actor: str, level: int, *, by: str, reason: str) -> None:
         if not actor:
@@ -72,7 +68,7 @@ class ControlOps:
 
     async def autonomy_levels(self) -> list[AutonomyLevel]:
         return [
-            AutonomyLevel(a, level, by, reason, datetime.fromtimestamp(at, tz=UTC))
+            AutonomyLevel(a, level, by, reason, utc(at))
             for a, level, by, reason, at in await self.store.list_autonomy()
         ]
 
@@ -84,6 +80,12 @@ class ControlOps:
         """Let ``workflow`` run again; False if it was not paused."""
         return await self._set_paused(workflow, False, by, reason)
 
+    async def paused(self) -> list[Pause]:
+        return [
+            Pause(w, by, reason, utc(at))
+            for w, (by, reason, at) in sorted((await self.store.paused_workflows()).items())
+        ]
+
     async def _set_paused(self, workflow: str, paused: bool, by: str, reason: str) -> bool:
         if not workflow:
             raise ConfigurationError("a workflow name must be a non-empty string")
@@ -92,31 +94,3 @@ class ControlOps:
         kind = "workflow.paused" if paused else "workflow.resumed"
         event = AuditEvent(kind, json.dumps({"reason": reason}), actor=by, subject=workflow)
         return await self.store.set_paused(workflow, paused, by, reason, self.clock.now(), event)
-
-    async def paused(self) -> list[Pause]:
-        return [
-            Pause(w, by, reason, datetime.fromtimestamp(at, tz=UTC))
-            for w, (by, reason, at) in sorted((await self.store.paused_workflows()).items())
-        ]
-
-
-class Autonomy:
-    """``app.autonomy``: grant or revoke autonomy at run time (sync and ``*_async``)."""
-
-    def __init__(self, app: App) -> None:
-        self._app = app
-
-    async def set_async(self, actor: str, level: int, *, by: str, reason: str) -> None:
-        await (await self._app.ops_async()).set_autonomy(actor, level, by=by, reason=reason)
-        self._app._notify_workers()
-
-    def set(self, actor: str, level: int, *, by: str, reason: str) -> None:
-        """Set ``actor``'s level (0-3); the next proposal of any run uses it."""
-        self._app._sync(self.set_async(actor, level, by=by, reason=reason))
-
-    async def list_async(self) -> list[AutonomyLevel]:
-        return await (await self._app.ops_async()).autonomy_levels()
-
-    def list(self) -> list[AutonomyLevel]:
-        """Levels set at run time (actors not listed use the policy's, or 1)."""
-        return self._app._sync(self.list_async())
