@@ -155,17 +155,11 @@ class Tally:
     @property
     def usage(self) -> Usage:
         """What the requests used: answers, rejected answers and repairs alike."""
-        total = Usage()
-        for record in self._paid():
-            total = total + record.usage
-        return total
+        return sum((r.usage for r in self._paid()), Usage())
 
     @property
     def cost(self) -> Cost:
-        total = Cost()
-        for record in self._paid():
-            total = total + record.cost
-        return total
+        return sum((r.cost for r in self._paid()), Cost())
 
     def _paid(self) -> list[Answered[Any] | Rejected]:
         return [r for r in self.records if isinstance(r, Answered | Rejected)]

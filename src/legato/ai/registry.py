@@ -240,13 +240,9 @@ class Models:
     def prices(self) -> PriceTable:
         """The price table (genai-prices' offline snapshot, with legato.toml overrides)."""
         if self._prices is None:
-            from legato.ai.prices import Price, PriceTable
+            from legato.ai.prices import PriceTable
 
-            overrides = {
-                k: Price(**{f: v for f, v in p.model_dump().items() if v is not None})
-                for k, p in self.config.prices.items()
-            }
-            self._prices = PriceTable(overrides=overrides)
+            self._prices = PriceTable(overrides=self.config.prices)
         return self._prices
 
     def pricing(self, model: Model) -> Pricing:
