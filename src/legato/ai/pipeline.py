@@ -255,8 +255,9 @@ class Call(Generic[R, T]):
         """Cache, budget, call, account: one request, or its answer from the cache."""
         started = time.monotonic()
         read = self.op.from_cache() if self.env.cache_ttl is not None else None
-        key = _cache_key(model, request) if read is not None else None
-        if read is not None and key is not None:
+        key = None
+        if read is not None:
+            key = _cache_key(model, request)
             hit = await self.env.store.cache_get(key, self.env.clock.now())
             if hit is not None:  # a hit spends nothing: its row counts the hit, not tokens
                 free = Cost(usd=Decimal(0))
