@@ -17,7 +17,7 @@ from legato.ai.context_window import trim
 from legato.ai.messages import EmbeddingResponse, Message, ModelRequest, ModelResponse, ToolSpec
 from legato.ai.model import Model
 from legato.ai.outcomes import Answered, Tally
-from legato.ai.pipeline import Call, CallEnv
+from legato.ai.pipeline import Call, CallEnv, Operation
 from legato.ai.registry import Models, Route
 from legato.ai.results import EmbedResult, LLMResult, Routing
 
@@ -48,7 +48,7 @@ async def embed(models: Models, env: CallEnv, ref: str, texts: list[str]) -> Emb
     return await Call(models, env, _Embedding(texts), ref).run()
 
 
-class _Chat:
+class _Chat(Operation[ModelResponse, LLMResult[Any]]):
     """A chat request: tools, structured output with repairs, trimming, the response cache."""
 
     kind = "chat"
@@ -56,11 +56,11 @@ class _Chat:
     answered = "answered"
 
     def __init__(self, spec: CallSpec) -> None:
-        self.spec = spec
-        self.draft = ModelRequest(
+        super().__init__(ModelRequest(
             messages=spec.messages, system=spec.system, tools=spec.tools,
             temperature=spec.temperature, max_tokens=spec.max_tokens, stream=spec.stream,
-        )  # fmt: skip
+        ))  # fmt: skip
+        self.spec = spec
 
     def incapable(self, model: Model, needed: int | None = None) -> str | None:
         caps = model.capabilities
@@ -138,7 +138,7 @@ class _Chat:
             trimmed_messages=answered.trimmed,
         )
 
-    async def accepts(self, result: Any) -> bool:
+    async def accepts(self, result: LLMResult[Any]) -> bool:
         if self.spec.evaluator is None:
             return True
         verdict = self.spec.evaluator(result)
@@ -154,8 +154,9 @@ def _wants_tools(response: ModelResponse, request: ModelRequest) -> bool:
     )
 
 
-class _Embedding:
-    """Vectors for texts: each text is a user turn to the data rules and the budget estimate."""
+class _Embedding(Operation[EmbeddingResponse, EmbedResult]):
+    """Vectors for texts: each text is a user turn to the data rules and the budget estimate;
+    nothing to validate, and never from the response cache."""
 
     kind = "embed"
     subject = "the texts hold"
@@ -163,29 +164,14 @@ class _Embedding:
 
     def __init__(self, texts: Sequence[str]) -> None:
         turns = tuple(Message(role="user", content=t) for t in texts)
-        self.draft = ModelRequest(messages=turns, max_tokens=1)
+        super().__init__(ModelRequest(messages=turns, max_tokens=1))
 
     def incapable(self, model: Model, needed: int | None = None) -> str | None:
         # the context window bounds each text, not their sum: not a reason to pass one by
         return None if model.capabilities.embeddings else "does not make embeddings"
 
-    def prepare(self, model: Model, request: ModelRequest) -> tuple[ModelRequest, int]:
-        return request, 0
-
-    def rounds(self, route: Route) -> int:
-        return 1
-
-    def from_cache(self) -> None:
-        return None
-
     async def send(self, model: Model, request: ModelRequest) -> EmbeddingResponse:
         return await model.embed([m.content for m in request.messages])
-
-    def check(self, request: ModelRequest, response: EmbeddingResponse) -> tuple[Any, None]:
-        return None, None
-
-    def repair(self, request: ModelRequest, response: EmbeddingResponse, problem: str) -> Any:
-        raise AssertionError("embeddings are not validated")  # pragma: no cover
 
     def result(
         self, route: Route, answered: Answered[EmbeddingResponse], tally: Tally
@@ -195,6 +181,3 @@ class _Embedding:
             vectors=[list(v) for v in response.vectors], model=answered.deployment,
             usage=response.usage, cost=answered.cost,
         )  # fmt: skip
-
-    async def accepts(self, result: Any) -> bool:
-        return True

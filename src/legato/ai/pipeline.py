@@ -26,11 +26,12 @@ import hashlib
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from legato.ai import budgets, tokens
 from legato.ai.config import Budgets
@@ -68,7 +69,6 @@ log = logging.getLogger("legato.ai")
 
 R = TypeVar("R", bound=ModelResponse | EmbeddingResponse)
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 Rec = TypeVar("Rec", bound=Record)
 
 
@@ -87,44 +87,51 @@ class CallEnv:
     cache_ttl: timedelta | None = None  # None: no response cache for this call
 
 
-class Operation(Protocol[R, T_co]):
-    """What one kind of call (chat, embeddings) puts into the shared stages."""
+class Operation(ABC, Generic[R, T]):
+    """What one kind of call (chat, embeddings) puts into the shared stages. The defaults
+    are a call whose answers are taken as they come: no preparation, cache or validation."""
 
-    kind: str  # the usage rows' kind
-    subject: str  # "the prompt holds", for data-rule messages
-    answered: str  # "answered", for "no candidate of 'x' answered"
-    #: the request before data rules and preparation (what ``cheapest`` estimates)
-    draft: ModelRequest
+    kind: ClassVar[str]  # the usage rows' kind
+    subject: ClassVar[str]  # "the prompt holds", for data-rule messages
+    answered: ClassVar[str]  # "answered", for "no candidate of 'x' answered"
 
+    def __init__(self, draft: ModelRequest) -> None:
+        #: the request before data rules and preparation (what ``cheapest`` estimates)
+        self.draft = draft
+
+    @abstractmethod
     def incapable(self, model: Model, needed: int | None = None) -> str | None:
         """Why ``model`` cannot serve the call (``needed``: the prompt's estimated tokens)."""
-        ...
+
+    @abstractmethod
+    async def send(self, model: Model, request: ModelRequest) -> R: ...
+
+    @abstractmethod
+    def result(self, route: Route, answered: Answered[R], tally: Tally) -> T: ...
 
     def prepare(self, model: Model, request: ModelRequest) -> tuple[ModelRequest, int]:
         """The governed request made ready for ``model``, and the turns trimmed to fit."""
-        ...
+        return request, 0
 
     def rounds(self, route: Route) -> int:
         """Requests one candidate may take: the first, then repairs."""
-        ...
+        return 1
 
     def from_cache(self) -> Callable[[str], R] | None:
         """How to read an answer stored in the response cache; None: never cached."""
-        ...
-
-    async def send(self, model: Model, request: ModelRequest) -> R: ...
+        return None
 
     def check(self, request: ModelRequest, response: R) -> tuple[Any, str | None]:
         """The validated output, or the problem to tell the model."""
-        ...
+        return None, None
 
-    def repair(self, request: ModelRequest, response: R, problem: str) -> ModelRequest: ...
+    def repair(self, request: ModelRequest, response: R, problem: str) -> ModelRequest:
+        """The request again, told what was wrong (only after :meth:`check` found a problem)."""
+        raise NotImplementedError
 
-    def result(self, route: Route, answered: Answered[R], tally: Tally) -> T_co: ...
-
-    async def accepts(self, result: Any) -> bool:
+    async def accepts(self, result: T) -> bool:
         """The caller's evaluator (a cascade asks it before taking an answer)."""
-        ...
+        return True
 
 
 class Call(Generic[R, T]):
