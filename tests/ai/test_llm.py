@@ -522,3 +522,34 @@ def test_embeddings_obey_budgets_and_data_rules(make_app: Callable[..., legato.A
 
     plain = asyncio.run(expected.embed(["write to [EMAIL]"]))
     assert vector == list(plain.vectors[0])  # the address never reached the model
+
+
+def test_embeddings_route_through_the_same_pipeline(make_app: Callable[..., legato.App]) -> None:
+    from collections.abc import Sequence
+
+    from legato.ai.messages import EmbeddingResponse
+
+    class Keyless(ScriptedModel):
+        async def embed(self, texts: Sequence[str]) -> EmbeddingResponse:
+            raise ModelError("auth", "no key", deployment=self.id)
+
+    config = {
+        "budgets": {"run": {"usd": "1", "on_breach": "downgrade", "downgrade_to": "cheap"}},
+        "prices": {"scripted:big": {"input_per_mtok": "1000000", "output_per_mtok": "1000000"},
+                   "scripted:small": {"input_per_mtok": "1", "output_per_mtok": "1"},
+                   "scripted:keyless": {"input_per_mtok": "1", "output_per_mtok": "1"}},
+    }  # fmt: skip
+    app = _app(make_app, config)
+    keyless = app.models.add(Keyless(name="keyless"))
+    big = app.models.add(ScriptedModel(name="big"))
+    small = app.models.add(ScriptedModel(name="small"))
+    app.models.alias("vectors", [keyless.id, small.id])
+    app.models.alias("cheap", [small.id])
+
+    @app.workflow
+    async def vectors(ctx: legato.Context) -> list[str]:
+        passed_by = await ctx.embed(["a"], model="vectors")  # past a candidate with no key
+        downgraded = await ctx.embed(["a"], model=big.id)  # $1 a token would pass $1
+        return [passed_by.model, downgraded.model]
+
+    assert app.run(vectors) == [small.id, small.id]

@@ -34,6 +34,7 @@ from pydantic import (
     field_validator,
 )
 
+from legato.ai.prices import Price
 from legato.durations import positive_duration
 from legato.errors import ConfigurationError
 
@@ -92,14 +93,6 @@ class DeploymentConfig(_Config):
     max_output_tokens: int | None = None
 
 
-class PriceConfig(_Config):
-    input_per_mtok: Decimal | None = None
-    output_per_mtok: Decimal | None = None
-    cached_input_per_mtok: Decimal | None = None
-    cache_write_per_mtok: Decimal | None = None
-    per_request: Decimal | None = None
-
-
 class Budget(_Config):
     """Limits for one scope. A call that would pass any limit is not sent.
 
@@ -150,7 +143,8 @@ class AIConfig(_Config):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, AliasConfig] = Field(default_factory=dict)
     deployments: dict[str, DeploymentConfig] = Field(default_factory=dict)
-    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    #: overrides of the bundled price table, by deployment id
+    prices: dict[str, Price] = Field(default_factory=dict)
     budgets: Budgets = Field(default_factory=Budgets)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     circuit_breaker: BreakerConfig = Field(default_factory=BreakerConfig)

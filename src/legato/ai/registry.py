@@ -20,6 +20,7 @@ from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from legato.ai.prices import PriceTable
+    from legato.ai.usage import Cost, Usage
 
 _ENV = {
     "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
@@ -42,6 +43,24 @@ class Route:
     strategy: Strategy
     repairs: int
     candidates: tuple[str, ...]
+
+
+class Pricing:
+    """Prices for one deployment: legato.toml overrides by deployment id (``name:model``),
+    public prices by the provider's kind (``openai:gpt-4o`` whatever the provider is named),
+    and only at the provider's own endpoint (public price lists say nothing about others)."""
+
+    def __init__(self, table: PriceTable, model: Model, overridden: bool) -> None:
+        self.table = table
+        self.key = model.id if overridden else f"{model.provider.kind}:{model.name}"
+        official = ("openai", "anthropic")
+        self.official = model.provider.base_url is None and model.provider.kind in official
+
+    def price(self, usage: Usage) -> Cost:
+        return self.table.price(self.key, usage, official=self.official)
+
+    def estimate(self, input_tokens: int, output_tokens: int) -> Cost:
+        return self.table.estimate(self.key, input_tokens, output_tokens, official=self.official)
 
 
 class Breakers:
@@ -221,14 +240,14 @@ class Models:
     def prices(self) -> PriceTable:
         """The price table (genai-prices' offline snapshot, with legato.toml overrides)."""
         if self._prices is None:
-            from legato.ai.prices import Price, PriceTable
+            from legato.ai.prices import PriceTable
 
-            overrides = {
-                k: Price(**{f: v for f, v in p.model_dump().items() if v is not None})
-                for k, p in self.config.prices.items()
-            }
-            self._prices = PriceTable(overrides=overrides)
+            self._prices = PriceTable(overrides=self.config.prices)
         return self._prices
+
+    def pricing(self, model: Model) -> Pricing:
+        """How calls to ``model`` are priced."""
+        return Pricing(self.prices, model, overridden=model.id in self.config.prices)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -1,7 +1,7 @@
 """Structured output: how to ask each deployment for a type, and how to read its answer.
 
 Whatever the mode, the answer is validated with pydantic; errors go back to the model for a
-bounded number of repairs (see calls.py), each repair a paid request counted in usage.
+bounded number of repairs (see pipeline.py), each repair a paid request counted in usage.
 """
 
 from __future__ import annotations

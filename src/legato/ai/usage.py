@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -58,6 +58,13 @@ class Cost(BaseModel):
     @property
     def known(self) -> bool:
         return self.usd is not None
+
+    @property
+    def nanousd(self) -> int | None:
+        """Whole nano-dollars, as usage rows sum them exactly (None when unknown)."""
+        if self.usd is None:
+            return None
+        return int((self.usd * 1_000_000_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
     def __add__(self, other: Cost) -> Cost:
         usd = None if self.usd is None or other.usd is None else self.usd + other.usd

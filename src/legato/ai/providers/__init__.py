@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from legato.ai.messages import OutputSpec
 from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
@@ -15,14 +14,8 @@ __all__ = [
     "build_model",
     "json_arguments",
     "output_instruction",
-    "read_answer",
-    "require_sdk",
-    "send_request",
     "status_kind",
 ]
-
-A = TypeVar("A")
-R = TypeVar("R")
 
 Builder = Callable[[ProviderSettings, str, Capabilities | None], Model]
 
@@ -46,17 +39,6 @@ _BUILDERS: dict[str, Builder] = {
     "openai": _openai,
     "anthropic": _anthropic,
 }
-
-
-def require_sdk(module: str, provider: ProviderSettings) -> Any:
-    """Import a provider's SDK on first use; a missing one names the extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigurationError(
-            f"provider {provider.name!r} speaks the {module} protocol, which needs the {module}"
-            f" SDK: pip install 'legato[{module}]'"
-        ) from None
 
 
 def build_model(
@@ -111,24 +93,3 @@ def json_arguments(raw: str | None, *, tool: str, deployment: str) -> dict[str, 
             deployment=deployment,
         )
     return value
-
-
-async def send_request(
-    send: Callable[[], Awaitable[A]], failure: Callable[[Exception], ModelError]
-) -> A:
-    """Talk to the server; ``failure`` turns whatever goes wrong into a :class:`ModelError`."""
-    try:
-        return await send()
-    except Exception as exc:
-        raise failure(exc) from exc
-
-
-def read_answer(parse: Callable[[A], R], answer: A, *, deployment: str) -> R:
-    """Read an answer; one not shaped as the protocol says is a ``bad_response``."""
-    try:
-        return parse(answer)
-    except ModelError:
-        raise
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"[:500]
-        raise ModelError("bad_response", message, deployment=deployment) from exc

@@ -7,17 +7,13 @@ must call (modes ``native`` and ``tool``) or instructions in the system prompt (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
-from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
-from legato.ai.providers import (
-    output_instruction,
-    read_answer,
-    require_sdk,
-    send_request,
-    status_kind,
-)
+from legato.ai.model import Capabilities, ErrorKind
+from legato.ai.providers import output_instruction
+from legato.ai.providers.sdk import SDKModel
 from legato.ai.usage import Usage
 
 if TYPE_CHECKING:
@@ -30,64 +26,47 @@ __all__ = ["DEFAULT_MAX_TOKENS", "AnthropicModel"]
 #: this protocol requires ``max_tokens``; used when the request leaves it open
 DEFAULT_MAX_TOKENS = 1024
 
-#: ``error.type`` of an error event inside a stream (whose HTTP status was 200)
-_EVENT_KINDS: dict[str, ErrorKind] = {
-    "rate_limit_error": "rate_limit",
-    "overloaded_error": "server",
-    "api_error": "server",
-    "timeout_error": "timeout",
-    "authentication_error": "auth",
-    "permission_error": "auth",
-    "not_found_error": "not_found",
-    "invalid_request_error": "bad_request",
-    "request_too_large": "bad_request",
-}
 
-
-class AnthropicModel(Model):
+class AnthropicModel(SDKModel["AsyncAnthropic"]):
     """A model behind Anthropic's Messages API (or an endpoint speaking it)."""
 
-    def __init__(
-        self, provider: ProviderSettings, name: str, capabilities: Capabilities | None = None
-    ) -> None:
-        super().__init__(provider, name, capabilities or Capabilities(native_output=False))
-        self._client: AsyncAnthropic | None = None
+    sdk = "anthropic"
+    default_capabilities = Capabilities(native_output=False)
+    event_kinds: ClassVar[Mapping[str, ErrorKind]] = {
+        "rate_limit_error": "rate_limit",
+        "overloaded_error": "server",
+        "api_error": "server",
+        "timeout_error": "timeout",
+        "authentication_error": "auth",
+        "permission_error": "auth",
+        "not_found_error": "not_found",
+        "invalid_request_error": "bad_request",
+        "request_too_large": "bad_request",
+    }
 
     async def request(
         self, request: ModelRequest, *, timeout: float | None = None
     ) -> ModelResponse:
-        client = self._connect()
-        params = self._params(request)
-        if timeout is not None:
-            params["timeout"] = timeout
+        client, params = self._call(request, timeout)
         if request.stream:
-            message = await send_request(lambda: _streamed(client, params), self._failure)
+            message = await self._send(lambda: _streamed(client, params))
         else:
-            message = await send_request(lambda: client.messages.create(**params), self._failure)
-        return read_answer(self._response, message, deployment=self.id)
+            message = await self._send(lambda: client.messages.create(**params))
+        return self._read(self._response, message)
 
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-
-    # -- client ---------------------------------------------------------------------------
-
-    def _connect(self) -> AsyncAnthropic:
-        if self._client is None:
-            anthropic = require_sdk("anthropic", self.provider)
-            key = self.provider.key() or ""  # key() raises when there is none
-            # The SDK sends the key as a bearer token; Anthropic's API and many servers
-            # speaking its protocol read it from x-api-key.
-            headers = {"x-api-key": key, **dict(self.provider.headers)}
-            self._client = anthropic.AsyncAnthropic(
-                api_key=key,
-                base_url=self.provider.base_url,
-                timeout=self.provider.timeout,
-                max_retries=0,
-                default_headers=headers,
-            )
-        return self._client
+    def _new_client(self, sdk: Any) -> AsyncAnthropic:
+        key = self.provider.key() or ""  # key() raises when there is none
+        # The SDK sends the key as a bearer token; Anthropic's API and many servers speaking
+        # its protocol read it from x-api-key.
+        headers = {"x-api-key": key, **dict(self.provider.headers)}
+        client: AsyncAnthropic = sdk.AsyncAnthropic(
+            api_key=key,
+            base_url=self.provider.base_url,
+            timeout=self.provider.timeout,
+            max_retries=0,
+            default_headers=headers,
+        )
+        return client
 
     # -- request --------------------------------------------------------------------------
 
@@ -145,41 +124,6 @@ class AnthropicModel(Model):
             usage=_usage(message.usage),
             model=message.model,
             finish_reason=message.stop_reason,
-        )
-
-    # -- failures -------------------------------------------------------------------------
-
-    def _bad(self, message: str) -> ModelError:
-        return ModelError("bad_response", message, deployment=self.id)
-
-    def _failure(self, exc: Exception) -> ModelError:
-        import anthropic
-
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ModelError("timeout", "request timed out", deployment=self.id)
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__
-            reason = f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)
-            return ModelError("connection", reason, deployment=self.id)
-        if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-            if status >= 400:
-                kind = status_kind(status)
-            else:  # an error event in a stream that began well
-                kind = _EVENT_KINDS.get(str(exc.type or ""), "server")
-            return ModelError(kind, exc.message, deployment=self.id, status=status)
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return ModelError(
-                "bad_response", exc.message, deployment=self.id, status=exc.status_code
-            )
-        if isinstance(exc, anthropic.APIError):
-            return ModelError("server", exc.message, deployment=self.id)
-        if isinstance(exc, ValueError):  # a body that is not JSON (or not the JSON promised)
-            return self._bad(f"{type(exc).__name__}: {exc}"[:500])
-        return ModelError(
-            "bad_request",
-            f"the anthropic SDK refused the request: {type(exc).__name__}: {exc}"[:500],
-            deployment=self.id,
         )
 
 

@@ -19,15 +19,8 @@ from legato.ai.messages import (
     ModelResponse,
     ToolCall,
 )
-from legato.ai.model import Capabilities, Model, ModelError, ProviderSettings
-from legato.ai.providers import (
-    json_arguments,
-    output_instruction,
-    read_answer,
-    require_sdk,
-    send_request,
-    status_kind,
-)
+from legato.ai.providers import json_arguments, output_instruction
+from legato.ai.providers.sdk import SDKModel
 from legato.ai.usage import Usage
 
 if TYPE_CHECKING:
@@ -38,55 +31,37 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIModel"]
 
 
-class OpenAIModel(Model):
+class OpenAIModel(SDKModel["AsyncOpenAI"]):
     """A model behind an OpenAI-compatible Chat Completions endpoint."""
 
-    def __init__(
-        self, provider: ProviderSettings, name: str, capabilities: Capabilities | None = None
-    ) -> None:
-        super().__init__(provider, name, capabilities)
-        self._client: AsyncOpenAI | None = None
+    sdk = "openai"
 
     async def request(
         self, request: ModelRequest, *, timeout: float | None = None
     ) -> ModelResponse:
-        client = self._connect()
-        params = self._params(request)
-        if timeout is not None:
-            params["timeout"] = timeout
+        client, params = self._call(request, timeout)
         if request.stream:
-            chunks = await send_request(lambda: _collect(client, params), self._failure)
-            return read_answer(self._merged, chunks, deployment=self.id)
-        completion = await send_request(
-            lambda: client.chat.completions.create(**params), self._failure
-        )
-        return read_answer(self._response, completion, deployment=self.id)
+            chunks = await self._send(lambda: _collect(client, params))
+            return self._read(self._merged, chunks)
+        completion = await self._send(lambda: client.chat.completions.create(**params))
+        return self._read(self._response, completion)
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResponse:
         client = self._connect()
-        answer = await send_request(
-            lambda: client.embeddings.create(model=self.name, input=list(texts)), self._failure
+        answer = await self._send(
+            lambda: client.embeddings.create(model=self.name, input=list(texts))
         )
-        return read_answer(lambda a: self._embeddings(a, len(texts)), answer, deployment=self.id)
+        return self._read(lambda a: self._embeddings(a, len(texts)), answer)
 
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-
-    # -- client ---------------------------------------------------------------------------
-
-    def _connect(self) -> AsyncOpenAI:
-        if self._client is None:
-            openai = require_sdk("openai", self.provider)
-            self._client = openai.AsyncOpenAI(
-                api_key=self.provider.key(),
-                base_url=self.provider.base_url,
-                timeout=self.provider.timeout,
-                max_retries=0,
-                default_headers=dict(self.provider.headers) or None,
-            )
-        return self._client
+    def _new_client(self, sdk: Any) -> AsyncOpenAI:
+        client: AsyncOpenAI = sdk.AsyncOpenAI(
+            api_key=self.provider.key(),
+            base_url=self.provider.base_url,
+            timeout=self.provider.timeout,
+            max_retries=0,
+            default_headers=dict(self.provider.headers) or None,
+        )
+        return client
 
     # -- request --------------------------------------------------------------------------
 
@@ -191,35 +166,6 @@ class OpenAIModel(Model):
             model=answer.model,
         )
 
-    # -- failures -------------------------------------------------------------------------
-
-    def _bad(self, message: str) -> ModelError:
-        return ModelError("bad_response", message, deployment=self.id)
-
-    def _failure(self, exc: Exception) -> ModelError:
-        import openai
-
-        if isinstance(exc, openai.APITimeoutError):
-            return ModelError("timeout", str(exc), deployment=self.id)
-        if isinstance(exc, openai.APIConnectionError):
-            return ModelError("connection", _reason(exc), deployment=self.id)
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            return ModelError(status_kind(status), exc.message, deployment=self.id, status=status)
-        if isinstance(exc, openai.APIResponseValidationError):
-            return ModelError(
-                "bad_response", exc.message, deployment=self.id, status=exc.status_code
-            )
-        if isinstance(exc, openai.APIError):  # an error event inside a stream
-            return ModelError("server", exc.message, deployment=self.id)
-        if isinstance(exc, ValueError):  # a body that is not JSON (or not the JSON promised)
-            return self._bad(f"{type(exc).__name__}: {exc}"[:500])
-        return ModelError(
-            "bad_request",
-            f"the openai SDK refused the request: {type(exc).__name__}: {exc}"[:500],
-            deployment=self.id,
-        )
-
 
 async def _collect(client: AsyncOpenAI, params: dict[str, Any]) -> list[ChatCompletionChunk]:
     chunks: list[ChatCompletionChunk] = []
@@ -309,9 +255,3 @@ def _message(message: Message) -> dict[str, Any]:
             for call in message.tool_calls
         ]
     return out
-
-
-def _reason(exc: BaseException) -> str:
-    """The SDK's message and, when it wraps one, the transport error underneath."""
-    cause = exc.__cause__
-    return f"{exc} ({type(cause).__name__}: {cause})" if cause else str(exc)

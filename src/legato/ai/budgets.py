@@ -1,0 +1,121 @@
+"""The budget stage: would this request pass a limit? Asked before every request is sent.
+
+The worst case of the request (its estimated prompt plus the most output it may produce,
+priced) is added to what each scope (run, workflow per UTC day, tenant per UTC day) has spent
+according to the usage rows. A breach is a value, :class:`Overrun`, carrying what the policy
+says to do (fail, downgrade, ask a person) and the facts a person or an error needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from legato.ai import tokens
+from legato.ai.results import usd
+
+if TYPE_CHECKING:
+    from legato.ai.config import Budget, Budgets
+    from legato.ai.messages import ModelRequest
+    from legato.ai.model import Model
+    from legato.ai.registry import Pricing
+    from legato.ai.usage import Cost
+    from legato.clock import Clock
+    from legato.store.base import Store
+    from legato.store.usage import UsageTotals
+
+_NANO = Decimal(1_000_000_000)
+
+
+class Spender(Protocol):
+    """What a budget check reads of where the call runs (a :class:`~legato.ai.calls.CallEnv`)."""
+
+    run_id: str
+    workflow: str
+    tenant: str | None
+    store: Store
+    clock: Clock
+    budgets: Budgets
+
+
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    """A request that would pass a budget: the scope, what to do, and the facts."""
+
+    scope: str
+    message: str
+    details: dict[str, Any]
+    downgrade_to: str | None = None  # the policy downgrades to this alias
+    approve: bool = False  # the policy asks a person to raise the limit
+
+
+def day(clock: Clock) -> str:
+    """The UTC day that day budgets and usage rows count in."""
+    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")
+
+
+async def check(
+    env: Spender, model: Model, request: ModelRequest, pricing: Pricing
+) -> Overrun | None:
+    """The first scope ``request`` to ``model`` would pass, or None when it may be sent."""
+    scopes = env.budgets.scopes()
+    if not scopes:
+        return None
+    est_in = tokens.estimate_request(request, model.name)
+    est_out = tokens.max_output(request, model.capabilities)
+    estimate = pricing.estimate(est_in, est_out)
+    for scope, budget in scopes:
+        filters: dict[str, str]
+        if scope == "run":
+            filters = {"run_id": env.run_id}
+        elif scope == "workflow_day":
+            filters = {"workflow": env.workflow, "day": day(env.clock)}
+        else:
+            if env.tenant is None:
+                continue
+            filters = {"tenant": env.tenant, "day": day(env.clock)}
+        spent = await env.store.usage_totals(**filters)
+        problem = _problem(budget, spent, est_in + est_out, estimate)
+        if problem is None:
+            continue
+        details = {
+            "scope": scope, "problem": problem, "deployment": model.id,
+            "limit": budget.model_dump(mode="json", include={"usd", "tokens", "calls"}),
+            "spent": {"calls": spent.calls - spent.cache_hits, "tokens": spent.tokens,
+                      "usd": str(Decimal(spent.cost_nanousd) / _NANO),
+                      "unknown_cost_calls": spent.unknown_cost_calls},
+            "estimate": {"tokens": est_in + est_out,
+                         "usd": None if estimate.usd is None else str(estimate.usd)},
+        }  # fmt: skip
+        return Overrun(
+            scope, f"{scope} budget: {problem}; the call to {model.id} was not sent", details,
+            downgrade_to=budget.downgrade_to if budget.on_breach == "downgrade" else None,
+            approve=budget.on_breach == "approve",
+        )  # fmt: skip
+    return None
+
+
+def _problem(budget: Budget, spent: UsageTotals, est_tokens: int, estimate: Cost) -> str | None:
+    calls = spent.calls - spent.cache_hits  # a cache hit is not a model call
+    if budget.calls is not None and calls + 1 > budget.calls:
+        return f"{calls} of {budget.calls} model calls used"
+    if budget.tokens is not None and spent.tokens + est_tokens > budget.tokens:
+        return (
+            f"{spent.tokens} of {budget.tokens} tokens used and this call may use up to"
+            f" {est_tokens}"
+        )
+    if budget.usd is not None:
+        if not budget.allow_unknown_cost and (estimate.usd is None or spent.unknown_cost_calls):
+            return (
+                f"the cost is unknown and the limit is {usd(budget.usd)} (price the model in"
+                " legato.toml [prices], or set allow_unknown_cost)"
+            )
+        used = Decimal(spent.cost_nanousd) / _NANO
+        if used + (estimate.usd or Decimal(0)) > budget.usd:
+            return (
+                f"{usd(used)} of {usd(budget.usd)} spent and this call may cost up to"
+                f" {usd(estimate.usd)}"
+            )
+    return None
