@@ -8,6 +8,7 @@ from legato.testing.conformance.records import (
     LEASE,
     NOW,
     WF,
+    ask,
     claim_one,
     entry,
     run_record,
@@ -68,24 +69,30 @@ async def check_child_failure_wakes_the_parent(store: Store) -> None:
 
 
 async def check_cancel_cascades_to_children(store: Store) -> None:
+    """Cancelling a run cancels its unfinished descendants and withdraws their approvals."""
     await store.create_run(run_record("p", status="waiting", wake_at=None))
     await store.create_run(run_record("p~0", parent_run_id="p", parent_seq=0))
     await store.create_run(run_record("p~0~0", parent_run_id="p~0", parent_seq=0))
     await store.create_run(run_record("done", parent_run_id="p", parent_seq=1, status="completed",
                                       wake_at=None, finished_at=NOW - 1))  # fmt: skip
+    await claim_one(store, "w", "p~0")
+    approval_id = await ask(store, "p~0")
     await store.create_run(run_record("other"))
     cancelled = await store.cancel_run("p", NOW)
     assert cancelled.status == "cancelled"
     for run_id in ("p~0", "p~0~0"):
         run = await store.get_run(run_id)
-        assert run is not None and (run.status, run.wake_at, run.finished_at) == (
+        assert run is not None and (run.status, run.owner, run.wake_at, run.finished_at) == (
             "cancelled",
+            None,
             None,
             NOW,
         )
     done, other = await store.get_run("done"), await store.get_run("other")
     assert done is not None and done.status == "completed"  # a finished child stays as it was
     assert other is not None and other.status == "pending"
+    withdrawn = await store.get_approval(approval_id)
+    assert withdrawn is not None and withdrawn.status == "cancelled"
 
 
 async def check_cancelling_a_child_wakes_its_waiting_parent(store: Store) -> None:
