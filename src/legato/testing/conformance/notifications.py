@@ -3,9 +3,9 @@ write that makes a run claimable, the callbacks given to ``on_wake`` are called,
 workers claim it at once instead of at their next poll. A store without notifications leaves
 this capability out (``checks(exclude=["notifications"])``); its workers only poll.
 
-Each check first waits for one call after a write, so that the store surely listens; a wake-up
-sent when it started listening may arrive after that, so these checks can miss a single
-missing notification, never report one that was sent."""
+Each check first waits for one call after a write, so that the store surely listens. A call
+made when it started listening may still arrive after that one: these checks may then overlook
+one missing notification, but never fail a store that sends them all."""
 
 from __future__ import annotations
 

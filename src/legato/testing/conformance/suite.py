@@ -95,7 +95,8 @@ def checks(*, only: Collection[str] | None = None, exclude: Collection[str] = ()
         if (only is not None and capability not in only) or capability in exclude:
             continue
         for name, value in vars(module).items():  # in the order they are written
-            if name.startswith("check_") and callable(value):
+            mine = getattr(value, "__module__", None) == module.__name__
+            if name.startswith("check_") and callable(value) and mine:
                 found.append(Check(capability, value))
     return found
 
@@ -108,8 +109,9 @@ async def run_check(check: Check, factory: StoreFactory) -> None:
         try:
             await _run_and_close(check, store)
         finally:
-            if await anext(made, None) is not None:
-                raise RuntimeError("a store factory must yield exactly one store")
+            extra = await anext(made, None)  # runs the factory's clean-up after its yield
+        if extra is not None:
+            raise RuntimeError("a store factory must yield exactly one store")
     else:
         await _run_and_close(check, await made)
 
