@@ -50,10 +50,7 @@ def test_the_suite_calls_every_store_method(tmp_path: Path) -> None:
             seen.add(name)
             return super().__getattr__(name)
 
-    known_bugs = [c for c in CAPABILITIES if c.startswith("bug_")]
-    report = asyncio.run(
-        run_all(_factory(tmp_path, Watched), exclude=["notifications", *known_bugs])
-    )
+    report = asyncio.run(run_all(_factory(tmp_path, Watched), exclude=["notifications"]))
     assert report.ok, report
     protocol = {n for n in vars(Store) if not n.startswith("_")} | set(Store.__annotations__)
     assert protocol - seen == {"record_audited"}

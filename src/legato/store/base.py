@@ -262,8 +262,12 @@ def audit_hash(
     subject: str | None,
     detail: str,
 ) -> str:
-    """The hash that chains an audit row to the one before it (any edit breaks the chain)."""
-    body = json.dumps([seq, at, kind, actor, run_id, subject, detail], separators=(",", ":"))
+    """The hash that chains an audit row to the one before it (any edit breaks the chain).
+
+    ``at`` is hashed as the float the row stores: an int time (a clock moved to a whole second)
+    would otherwise hash as ``5`` and read back as ``5.0``, and verify would call it tampered."""
+    row = [seq, float(at), kind, actor, run_id, subject, detail]
+    body = json.dumps(row, separators=(",", ":"))
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 

@@ -56,3 +56,15 @@ async def check_concurrent_appends_keep_one_chain(store: Store) -> None:
     # the two events of one append stay together, in their order
     for first, second in zip(rows[::2], rows[1::2], strict=True):
         assert (first.kind, second.kind, first.at) == ("n", "m", second.at)
+
+
+#: an int time is a valid float for type checkers: rows appended at one must verify
+WHOLE_SECOND = 1_800_000_000  # an int, as a clock moved to a whole second returns it
+
+
+async def check_audit_rows_appended_at_a_whole_second_verify(store: Store) -> None:
+    await store.append_audit([AuditEvent("workflow.paused", "{}", "alice")], WHOLE_SECOND)
+    paused = AuditEvent("workflow.paused", "{}", "alice", None, "billing")
+    await store.set_paused("billing", True, "alice", "incident", WHOLE_SECOND + 1, paused)
+    rows = await audit_chain(store)
+    assert [r.at for r in rows] == [WHOLE_SECOND, WHOLE_SECOND + 1]
