@@ -41,7 +41,9 @@ def _dump(db: Path, run_ids: list[str]) -> dict[str, list[dict[str, object]]]:
 
 def _load(db_url: str, data: dict[str, list[dict[str, object]]]) -> None:
     for table, rows in data.items():
-        for row in rows:
+        for recorded in rows:
+            # let the database number events: a PostgreSQL sequence is not moved by explicit ids
+            row = {k: v for k, v in recorded.items() if not (table == "events" and k == "id")}
             cols = ",".join(row)
             marks = ",".join("?" * len(row))
             sql(db_url, f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
