@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar,
 from legato.ai.calls import CallSpec
 from legato.ai.messages import Message, ToolSpec, as_messages
 from legato.ai.results import EmbedResult, LLMResult
+from legato.approvals import Decision
 from legato.durations import to_seconds
 from legato.engine.definitions import ToolDef
 from legato.errors import ConfigurationError
-from legato.hitl import Decision
 
 if TYPE_CHECKING:
     from legato.engine.runtime import Durable
@@ -45,6 +45,9 @@ class Context:
     """
 
     __slots__ = ("_execution",)
+    #: tells governance (which does not import this module) to leave a ``ctx`` parameter out
+    #: of a tool's argument schema
+    __legato_context__ = True
 
     def __init__(self, execution: Durable) -> None:
         self._execution = execution

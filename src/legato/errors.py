@@ -22,6 +22,12 @@ class ConfigurationError(LegatoError):
     code = "configuration"
 
 
+class PolicyError(LegatoError):
+    """A policy that cannot be used: bad YAML, an unknown field, a wrong type or value."""
+
+    code = "policy"
+
+
 class StoreError(LegatoError):
     """The database cannot be used: not a legato database, corrupted, or too new."""
 

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from legato import serde
+from legato.engine.runtime import current_execution, inside_step
 from legato.errors import ConfigurationError, SerializationError
+from legato.governance import RISKS, json_schema_for
 from legato.retry import RetryPolicy
 
 P = ParamSpec("P")
@@ -106,8 +108,6 @@ class ToolDef:
     schema: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        from legato.governance import RISKS, json_schema_for
-
         if self.risk not in RISKS:
             raise ConfigurationError(
                 f"tool {self.name!r}: risk must be one of {', '.join(RISKS)}, got {self.risk!r}"
@@ -135,8 +135,6 @@ class Tool(Generic[P, R]):
         return self.definition.schema
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        from legato.engine.runtime import current_execution, inside_step
-
         execution = current_execution()
         if execution is None:
             if inside_step():  # the gate cannot see it from there: refuse rather than bypass
@@ -187,8 +185,6 @@ class Step(Generic[P, R]):
         return self.definition.fn
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        from legato.engine.runtime import current_execution
-
         execution = current_execution()
         if execution is None:
             result: Awaitable[R] = self.definition.fn(*args, **kwargs)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from legato import serde
 from legato.clock import Clock
+from legato.context import Context
 from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
 from legato.engine.journal import cursor_for
 from legato.engine.model_calls import ModelCalls
@@ -72,8 +73,8 @@ if TYPE_CHECKING:
     from legato.ai.calls import CallSpec
     from legato.ai.registry import Models
     from legato.ai.results import EmbedResult, LLMResult
+    from legato.approvals import Decision
     from legato.governance import Policy
-    from legato.hitl import Decision
 
 log = logging.getLogger("legato.engine")
 T = TypeVar("T")
@@ -143,8 +144,6 @@ class Execution:
             return await self._settle(task)
 
     async def _call(self) -> Any:
-        from legato.context import Context
-
         enter_run(self, self._root)  # here, inside the task: the root task is not a branch
         args, kwargs = self.workflow.decode_input(self.run.input)
         return await self.workflow.fn(Context(self), *args, **kwargs)

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from legato.ai.calls import CallSpec
     from legato.ai.results import EmbedResult, LLMResult
+    from legato.approvals import Decision
     from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
-    from legato.hitl import Decision
 
 
 class Durable(Protocol):

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from legato import hitl, serde
+from legato import approvals, serde
 from legato.engine.definitions import ToolDef
 from legato.engine.host import Host
 from legato.engine.waits import Parkable, bound, forever, iso
@@ -44,14 +44,14 @@ class Supervision:
         reason: str | None = None,
         schema: dict[str, Any] | None = None,
         taken: tuple[int, Entry | None] | None = None,
-    ) -> hitl.Decision[Any]:
+    ) -> approvals.Decision[Any]:
         """Park until a person decides; the decision is consumed with this entry, atomically.
         ``taken``: the entry's position, when the caller took it already."""
         seq, entry = taken if taken is not None else self.host.take("approval", name)
         text = serde.dumps(
             data, what=f"the data of approval {name!r}", limit=self.host.payload_limit
         )
-        digest = hitl.data_hash(text)
+        digest = approvals.data_hash(text)
         data_type: Any = type(data) if data is not None else None
         if entry is not None:
             recorded = serde.loads(entry.input) or {}
@@ -68,7 +68,7 @@ class Supervision:
             the_id = str(recorded["approval_id"])
         else:
             now = self.host.clock.now()
-            the_id = hitl.approval_id(self.host.run_id, self.host.key_of(seq))
+            the_id = approvals.approval_id(self.host.run_id, self.host.key_of(seq))
             entry = self.host.make_entry(
                 seq, "approval", name, "waiting",
                 input=serde.dumps({"approval_id": the_id, "data_hash": digest}, what="an id"),
@@ -77,13 +77,13 @@ class Supervision:
             record = ApprovalRecord(
                 approval_id=the_id, run_id=self.host.run_id, seq=seq, name=name, kind=kind,
                 status="pending", prompt=prompt, data=text, data_hash=digest,
-                data_schema=json.dumps(schema) if schema is not None else hitl.schema_of(data),
+                data_schema=json.dumps(schema) if schema is not None else approvals.schema_of(data),
                 assignees=serde.dumps(list(assignees), what="x"),
                 risk=risk, reason=reason, expires_at=entry.wake_at, on_timeout=on_timeout,
                 decided_data=None, decided_by=None, comment=None, decided_at=None,
                 consumed_at=None, created_at=now,
             )  # fmt: skip
-            event = hitl.audit_event(
+            event = approvals.audit_event(
                 "approval.requested", record, self.host.workflow.name, prompt=prompt, risk=risk,
                 reason=reason, assignees=list(assignees), timeout=timeout,
             )  # fmt: skip
@@ -96,7 +96,7 @@ class Supervision:
 
     async def _await_decision(
         self, seq: int, entry: Entry, the_id: str, name: str, on_timeout: str, data_type: Any
-    ) -> hitl.Decision[Any]:
+    ) -> approvals.Decision[Any]:
         while True:
             record = await self.host.io(self.host.store.get_approval(the_id))
             if record is None or record.status == "cancelled":
@@ -107,7 +107,10 @@ class Supervision:
                 record = await self._time_out(record, on_timeout)
             if record.status != "pending":
                 entry.status = "failed" if record.status == "expired" else "completed"
-                entry.output, entry.finished_at = hitl.decision_json(record), self.host.clock.now()
+                entry.output, entry.finished_at = (
+                    approvals.decision_json(record),
+                    self.host.clock.now(),
+                )
                 if not await self.host.io(
                     self.host.store.consume_approval(
                         self.host.owner, entry, the_id, entry.finished_at
@@ -125,11 +128,13 @@ class Supervision:
 
     async def _time_out(self, record: ApprovalRecord, on_timeout: str) -> ApprovalRecord:
         status = {"approve": "approved", "reject": "rejected"}.get(on_timeout, "expired")
-        event = hitl.audit_event("approval.timed_out", record, hitl.TIMEOUT_DECIDER, status=status)
+        event = approvals.audit_event(
+            "approval.timed_out", record, approvals.TIMEOUT_DECIDER, status=status
+        )
         try:
             return await self.host.io(
                 self.host.store.decide_approval(
-                    record.approval_id, status=status, by=hitl.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
+                    record.approval_id, status=status, by=approvals.TIMEOUT_DECIDER, data=None,  # type: ignore[arg-type]
                     comment=f"not decided by {iso(record.expires_at or 0)}",
                     now=self.host.clock.now(), audit=event,
                 )
@@ -139,11 +144,11 @@ class Supervision:
             assert fresh is not None
             return fresh
 
-    def _decided(self, entry: Entry, name: str, data_type: Any) -> hitl.Decision[Any]:
+    def _decided(self, entry: Entry, name: str, data_type: Any) -> approvals.Decision[Any]:
         if entry.status == "failed":
             approval = str((serde.loads(entry.output) or {}).get("approval_id"))
             raise bound(ApprovalTimeout(name, approval), entry.seq)
-        return hitl.decision_from(entry.output, data_type)
+        return approvals.decision_from(entry.output, data_type)
 
     # -- tools and the gate ---------------------------------------------------------------
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
@@ -177,7 +182,7 @@ class Supervision:
             if not asked.approved:
                 why = (
                     "no one decided in time"
-                    if asked.by == hitl.TIMEOUT_DECIDER
+                    if asked.by == approvals.TIMEOUT_DECIDER
                     else "a person rejected it"
                 )
                 denied = ActionDenied(tool.name, why, by=asked.by, comment=asked.comment)

@@ -5,6 +5,7 @@ Everything here is pure (no database, no engine): the engine journals and audits
 gate decides.
 """
 
+from legato.errors import PolicyError
 from legato.governance.arguments import InvalidArguments, json_schema_for, validate_args
 from legato.governance.data_rules import DATA_CLASSES, DataOutcome, DataRules
 from legato.governance.gate import (
@@ -24,7 +25,6 @@ from legato.governance.policy import (
     Condition,
     Intent,
     Policy,
-    PolicyError,
     Risk,
     RiskDefaults,
     Rule,

@@ -96,6 +96,5 @@ def _model_for(fn: Callable[..., Any]) -> type[BaseModel]:
 
 
 def _is_context(annotation: Any) -> bool:
-    from legato.context import Context  # lazily: context uses the gate
-
-    return annotation is Context
+    # a marker, not an import: governance sits below the engine and knows nothing of Context
+    return isinstance(annotation, type) and getattr(annotation, "__legato_context__", False) is True

@@ -55,8 +55,9 @@ from pydantic import (
 )
 
 from legato.durations import positive_duration
-from legato.errors import LegatoError
+from legato.errors import PolicyError
 from legato.governance.data_rules import DataRules
+from legato.governance.yaml_loader import load_policy
 
 Risk = Literal["low", "medium", "high", "critical"]
 RISKS: tuple[Risk, ...] = ("low", "medium", "high", "critical")
@@ -78,12 +79,6 @@ Op = Literal[
 OPS: tuple[Op, ...] = get_args(Op)
 #: A rule written in Python: called with the proposal's arguments, it must return a bool.
 RuleFn = Callable[[dict[str, Any]], bool]
-
-
-class PolicyError(LegatoError):
-    """A policy that cannot be used: bad YAML, an unknown field, a wrong type or value."""
-
-    code = "policy"
 
 
 class Undecidable(Exception):
@@ -386,8 +381,6 @@ class Policy(_Model):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> Policy:
         """Parse a policy from YAML text; errors name ``source``, the line and the field."""
-        from legato.governance.yaml_loader import load_policy
-
         return load_policy(cls, text, source)
 
     @classmethod

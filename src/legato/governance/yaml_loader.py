@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from legato.governance.policy import PolicyError
+from legato.errors import PolicyError
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
-from legato.ai.messages import OutputSpec
-from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
+from legato.ai.model import Capabilities, Model, ProviderSettings
+from legato.ai.providers.formats import json_arguments, output_instruction, status_kind
 from legato.errors import ConfigurationError
 
 __all__ = [
@@ -52,44 +50,3 @@ def build_model(
             f"provider {settings.name!r} has unknown kind {settings.kind!r} (known kinds: {known})"
         )
     return builder(settings, name, capabilities)
-
-
-def status_kind(status: int) -> ErrorKind:
-    """How a failed HTTP answer is classified, by its status code alone."""
-    if status == 429:
-        return "rate_limit"
-    if status == 408:
-        return "timeout"
-    if status in (401, 403):
-        return "auth"
-    if status == 404:
-        return "not_found"
-    if status >= 500:
-        return "server"
-    return "bad_request"
-
-
-def output_instruction(output: OutputSpec) -> str:
-    """The system-prompt text that asks for structured output when nothing enforces it."""
-    schema = json.dumps(output.schema_, ensure_ascii=False, sort_keys=True)
-    return (
-        f"Answer only with a JSON value ({output.name}) that matches this JSON Schema, "
-        f"with no other text before or after it and no code fences:\n{schema}"
-    )
-
-
-def json_arguments(raw: str | None, *, tool: str, deployment: str) -> dict[str, Any]:
-    """A tool call's JSON-encoded arguments as a dict, or a ``bad_response`` error."""
-    if raw is None or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise ModelError(
-            "bad_response",
-            f"arguments of the call to tool {tool!r} are not a JSON object: {raw[:200]!r}",
-            deployment=deployment,
-        )
-    return value

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
 from legato.ai.model import Capabilities, ErrorKind
-from legato.ai.providers import output_instruction
+from legato.ai.providers.formats import output_instruction
 from legato.ai.providers.sdk import SDKModel
 from legato.ai.usage import Usage
 

@@ -19,7 +19,7 @@ from legato.ai.messages import (
     ModelResponse,
     ToolCall,
 )
-from legato.ai.providers import json_arguments, output_instruction
+from legato.ai.providers.formats import json_arguments, output_instruction
 from legato.ai.providers.sdk import SDKModel
 from legato.ai.usage import Usage
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from legato.ai.messages import ModelRequest
 from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
-from legato.ai.providers import status_kind
+from legato.ai.providers.formats import status_kind
 from legato.errors import ConfigurationError
 
 __all__ = ["SDKModel", "require_sdk"]
