@@ -163,6 +163,42 @@ def test_step_timeout_counts_as_a_failed_attempt(db_url: str) -> None:
         app.close()
 
 
+def test_a_sync_step_times_out_and_its_late_result_is_dropped(db_url: str) -> None:
+    """A sync step runs in a thread that cannot be interrupted: the step fails at its
+    timeout, and the result the thread hands back later changes nothing."""
+    import threading
+
+    app = legato.App("sync-timeouts", db_url)
+    release = threading.Event()
+    try:
+
+        @app.step(timeout=0.05, retry=legato.NO_RETRY)
+        def hangs() -> str:
+            release.wait(10)
+            return "too late"
+
+        @app.step(retry=legato.NO_RETRY)
+        def fails() -> str:
+            raise KeyError("no such order")
+
+        @app.workflow()
+        async def wf(ctx: legato.Context) -> str:
+            try:
+                await hangs()
+            except legato.StepFailed as exc:
+                release.set()
+                try:
+                    await fails()
+                except legato.StepFailed as again:
+                    return f"{exc.error_type}: {exc.message} / {again.error_type}"
+            return "finished?"
+
+        assert app.run(wf) == "TimeoutError: step 'hangs' timed out after 0.05s / KeyError"
+    finally:
+        release.set()
+        app.close()
+
+
 def test_bad_retry_policies_are_rejected() -> None:
     with pytest.raises(legato.ConfigurationError, match="max_attempts"):
         legato.RetryPolicy(max_attempts=0)

@@ -131,3 +131,26 @@ def test_a_sync_call_on_legatos_own_loop_names_the_async_twin(
 
     with pytest.raises(legato.RunFailed, match="use its \\*_async twin"):
         app.run(calls_sync, run_id="own-loop")
+
+
+def test_legatos_own_loops_use_uvloop_unless_switched_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import uvloop
+
+    from legato.sync import new_loop
+
+    loop = new_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    monkeypatch.setenv("LEGATO_UVLOOP", "0")
+    loop = new_loop()
+    try:
+        assert not isinstance(loop, uvloop.Loop)
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+    finally:
+        loop.close()

@@ -42,7 +42,7 @@ from legato.retry import NO_RETRY, RetryPolicy
 from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.store.usage import UsageTotals
-from legato.sync import Portal, blocking
+from legato.sync import Portal, blocking, run_coroutine
 from legato.worker import Worker
 
 P = ParamSpec("P")
@@ -467,7 +467,7 @@ class App:
             finally:
                 await self.close_async()
 
-        asyncio.run(main())
+        run_coroutine(main())
 
     async def run_until_idle_async(
         self, *, skip: timedelta | None = None, concurrency: int = 100

@@ -82,7 +82,9 @@ def _import_file(path: str) -> Any:
 
 def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]]) -> T:
     """Run ``work`` against the operations layer on the command's database, then close it."""
-    import asyncio  # here, not at the top: `legato --help` need not pay for asyncio
+    from legato.sync import (
+        run_coroutine,  # here, not at the top: `legato --help` need not pay for it
+    )
 
     async def main() -> T:
         from legato.clock import SystemClock
@@ -95,7 +97,7 @@ def _run(ctx: click.Context, work: Callable[[Operations], Coroutine[Any, Any, T]
         finally:
             await store.close()
 
-    return asyncio.run(main())
+    return run_coroutine(main())
 
 
 class _Group(click.Group):
@@ -551,7 +553,6 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate legato's tables (workers also do this when they start)."""
-    import asyncio
 
     async def upgrade() -> int:
         from legato.store import open_store
@@ -562,7 +563,9 @@ def db_upgrade(ctx: click.Context) -> None:
         finally:
             await store.close()
 
-    version = asyncio.run(upgrade())
+    from legato.sync import run_coroutine
+
+    version = run_coroutine(upgrade())
     click.echo(f"database {redact_url(ctx.obj['url'])} is at schema version {version}")
 
 

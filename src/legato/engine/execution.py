@@ -454,10 +454,7 @@ class Execution:
             if step.is_async:
                 call = step.fn(*args, **kwargs)
             else:  # in a thread, with this context (so current_step() works there too)
-                context = contextvars.copy_context()
-                call = asyncio.get_running_loop().run_in_executor(
-                    self.executor, functools.partial(context.run, step.fn, *args, **kwargs)
-                )
+                call = _in_thread(self.executor, step.fn, args, kwargs)
             if step.timeout is not None:
                 try:
                     return await asyncio.wait_for(call, step.timeout)
@@ -753,6 +750,41 @@ class Execution:
     @property
     def is_replaying(self) -> bool:
         return self.cursor.passed(self._here())
+
+
+def _in_thread(
+    executor: Executor | None, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any
+) -> asyncio.Future[Any]:
+    """Run a sync step in ``executor`` with the caller's context variables.
+
+    The result comes back with one ``call_soon_threadsafe`` onto a plain asyncio future, not
+    through ``run_in_executor``'s chain of a concurrent future wrapped into an asyncio one: this
+    hand-off is most of what a sync step costs."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    if executor is None:
+        return loop.run_in_executor(None, functools.partial(context.run, fn, *args, **kwargs))
+    future = loop.create_future()
+
+    def work() -> None:
+        try:
+            result = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting step, which decides
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    executor.submit(work)
+    return future
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the step timed out or was cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 def _details(error: BaseException) -> dict[str, Any] | None:
