@@ -9,12 +9,12 @@ says to do (fail, downgrade, ask a person) and the facts a person or an error ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from legato.ai import tokens
 from legato.ai.results import usd
+from legato.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     from legato.ai.config import Budget, Budgets
@@ -53,7 +53,7 @@ class Overrun:
 
 def day(clock: Clock) -> str:
     """The UTC day that day budgets and usage rows count in."""
-    return datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%d")
+    return format_timestamp(clock.now(), "day")
 
 
 async def check(

@@ -24,7 +24,7 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from legato import serde
@@ -68,6 +68,7 @@ from legato.store.base import (
     Wait,
     entry_key,
 )
+from legato.timestamps import utc
 
 if TYPE_CHECKING:
     from legato.ai.calls import CallSpec
@@ -726,7 +727,7 @@ class Execution:
 
     def now(self) -> datetime:
         text = self.value("now", lambda: repr(self.clock.now()))
-        return datetime.fromtimestamp(float(text), tz=UTC)
+        return utc(float(text))
 
     def random(self) -> float:
         return float(self.value("random", lambda: repr(self._rng.random())))
