@@ -22,7 +22,7 @@ import functools
 import logging
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
@@ -501,24 +501,13 @@ class Execution:
         return await body(seq, entry)
 
     # -- supervision and model calls (collaborators built on this journal) -------------------
-    def approval(
-        self,
-        name: str,
-        data: Any,
-        *,
-        prompt: str | None,
-        assignees: Sequence[str],
-        timeout: float | None,
-        on_timeout: str,
-    ) -> Awaitable[Decision[Any]]:
+    def approval(self, name: str, data: Any, **asked: Any) -> Awaitable[Decision[Any]]:
+        """``ctx.approval`` (its options as :class:`legato.engine.runtime.Durable` types them)."""
         return self._op(
             "approval",
             name,
-            lambda seq, entry: self.supervision.approval(
-                name, data, prompt=prompt, assignees=assignees, timeout=timeout,
-                on_timeout=on_timeout, taken=(seq, entry),
-            ),
-        )  # fmt: skip
+            lambda seq, entry: self.supervision.approval(name, data, **asked, taken=(seq, entry)),
+        )
 
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
         return await self.supervision.tool(tool, args, actor)
