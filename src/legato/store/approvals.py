@@ -15,7 +15,8 @@ from typing import Literal
 
 from legato.errors import ApprovalConflict, RunConflict, UnknownApproval
 from legato.store.audit import append_chain
-from legato.store.dialect import Dialect, Tx, fenced_entry, marks, owns, page, upsert_entry, where
+from legato.store.dialect import Dialect, Tx, marks, page, where
+from legato.store.journal import fenced_entry, owns, upsert_entry
 from legato.store.records import (
     APPROVAL_COLUMNS,
     TERMINAL,

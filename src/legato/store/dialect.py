@@ -18,8 +18,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from legato.store.records import ENTRY_COLUMNS, Entry, entry_values
-
 T = TypeVar("T")
 
 
@@ -69,12 +67,12 @@ class Dialect(ABC):
     """The plumbing a store over SQL implements; the role classes build on it."""
 
     url: str
-    #: how many values one ``any_of`` may carry (SQLite caps a statement's parameters)
-    LIST_LIMIT: ClassVar[int]
+    #: how many values one ``_any_of`` may carry (SQLite caps a statement's parameters)
+    _LIST_LIMIT: ClassVar[int]
 
     @staticmethod
     @abstractmethod
-    def any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         """``"IN (?, ?)"`` or ``"= ANY(?)"``, to follow a column, and its parameters."""
 
     @abstractmethod
@@ -117,38 +115,3 @@ def page(head: str, order: str, limit: int, *conditions: tuple[str, Any]) -> tup
     ``limit`` rows; and its parameters."""
     clause, params = where(*conditions)
     return f"{head} {clause} ORDER BY {order} LIMIT ?", [*params, limit]
-
-
-def fenced_entry(owner: str, entry: Entry, then: Callable[[Tx], Awaitable[None]]) -> Work[bool]:
-    """Work that writes ``entry`` and what ``then`` writes, together, while ``owner`` holds
-    the entry's run; nothing (False) when it does not."""
-
-    async def work(tx: Tx) -> bool:
-        if not await owns(tx, entry.run_id, owner):
-            return False
-        await upsert_entry(tx, entry)
-        await then(tx)
-        return True
-
-    return work
-
-
-#: How a journal write replaces the entry it repeats (both dialects, every write path).
-ENTRY_UPSERT = """ON CONFLICT (run_id, seq) DO UPDATE SET
-    kind = excluded.kind, name = excluded.name, status = excluded.status,
-    input = excluded.input, output = excluded.output, error = excluded.error,
-    attempts = excluded.attempts, started_at = excluded.started_at,
-    finished_at = excluded.finished_at, wake_at = excluded.wake_at, branch = excluded.branch,
-    position = excluded.position"""
-_UPSERT = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({marks(14)}) {ENTRY_UPSERT}"
-OWNS = "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'"
-
-
-async def owns(tx: Tx, run_id: str, owner: str) -> bool:
-    """Whether ``owner`` still holds the run (locked until commit where writers compete)."""
-    return await tx.one(OWNS + tx.for_update, (run_id, owner)) is not None
-
-
-async def upsert_entry(tx: Tx, entry: Entry) -> None:
-    """Write a journal entry inside a transaction that checked the owner (``owns``)."""
-    await tx.execute(_UPSERT, entry_values(entry))

@@ -8,9 +8,53 @@ queued before it (``after=run_id``). Written once for both dialects (see ``diale
 
 from __future__ import annotations
 
-from legato.store.dialect import Dialect, Tx, fenced_entry, owns, upsert_entry
-from legato.store.records import Entry, RunEnd, RunRecord, Wait, run_values
+from collections.abc import Awaitable, Callable
+
+from legato.store.dialect import Dialect, Tx, Work, marks
+from legato.store.records import (
+    ENTRY_COLUMNS,
+    Entry,
+    RunEnd,
+    RunRecord,
+    Wait,
+    entry_values,
+    run_values,
+)
 from legato.store.runs import FINISHED, INSERT_RUN, wake_parent
+
+#: How a journal write replaces the entry it repeats (both dialects, every write path).
+ENTRY_UPSERT = """ON CONFLICT (run_id, seq) DO UPDATE SET
+    kind = excluded.kind, name = excluded.name, status = excluded.status,
+    input = excluded.input, output = excluded.output, error = excluded.error,
+    attempts = excluded.attempts, started_at = excluded.started_at,
+    finished_at = excluded.finished_at, wake_at = excluded.wake_at, branch = excluded.branch,
+    position = excluded.position"""
+_UPSERT = f"INSERT INTO entries ({ENTRY_COLUMNS}) VALUES ({marks(14)}) {ENTRY_UPSERT}"
+_OWNS = "SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running'"
+
+
+async def owns(tx: Tx, run_id: str, owner: str) -> bool:
+    """Whether ``owner`` still holds the run (locked until commit where writers compete)."""
+    return await tx.one(_OWNS + tx.for_update, (run_id, owner)) is not None
+
+
+async def upsert_entry(tx: Tx, entry: Entry) -> None:
+    """Write a journal entry inside a transaction that checked the owner (``owns``)."""
+    await tx.execute(_UPSERT, entry_values(entry))
+
+
+def fenced_entry(owner: str, entry: Entry, then: Callable[[Tx], Awaitable[None]]) -> Work[bool]:
+    """Work that writes ``entry`` and what ``then`` writes, together, while ``owner`` holds
+    the entry's run; nothing (False) when it does not."""
+
+    async def work(tx: Tx) -> bool:
+        if not await owns(tx, entry.run_id, owner):
+            return False
+        await upsert_entry(tx, entry)
+        await then(tx)
+        return True
+
+    return work
 
 
 class SQLJournal(Dialect):
@@ -72,7 +116,7 @@ class SQLJournal(Dialect):
             (wait.children, f"runs WHERE status IN {FINISHED} AND run_id", ()),
         ):
             if values:
-                among, params = self.any_of(values)
+                among, params = self._any_of(values)
                 if await tx.one(f"SELECT 1 FROM {query} {among} LIMIT 1", (*before, *params)):
                     return True
         return False

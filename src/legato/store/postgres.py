@@ -31,7 +31,8 @@ from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from legato.errors import LegatoError, StoreError
-from legato.store.dialect import ENTRY_UPSERT, Tx, Work, redact_url
+from legato.store.dialect import Tx, Work, redact_url
+from legato.store.journal import ENTRY_UPSERT
 from legato.store.migrations import check_version, migrations
 from legato.store.records import (
     ENTRY_COLUMNS,
@@ -285,7 +286,7 @@ class PostgresStore(SQLStore):
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
     poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
-    LIST_LIMIT = 1 << 62  # one array parameter carries any number of values
+    _LIST_LIMIT = 1 << 62  # one array parameter carries any number of values
 
     def __init__(
         self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
@@ -414,7 +415,7 @@ class PostgresStore(SQLStore):
 
     # -- the dialect seam (dialect.py) ----------------------------------------------------
     @staticmethod
-    def any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         return "= ANY(?)", (list(values),)
 
     async def _transact(

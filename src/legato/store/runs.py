@@ -117,8 +117,8 @@ class SQLRuns(Dialect):
 
     async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
         out: dict[str, list[Entry]] = {r: [] for r in run_ids}
-        for chunk in chunks(list(run_ids), self.LIST_LIMIT):
-            among, params = self.any_of(chunk)
+        for chunk in chunks(list(run_ids), self._LIST_LIMIT):
+            among, params = self._any_of(chunk)
             rows = await self._select(
                 f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id {among} ORDER BY run_id, seq",
                 params,
@@ -200,8 +200,8 @@ class SQLRuns(Dialect):
             if dry_run:
                 return len(rows)
             gone: list[str] = []
-            for chunk in chunks([r[0] for r in rows], self.LIST_LIMIT):
-                among, params = self.any_of(chunk)
+            for chunk in chunks([r[0] for r in rows], self._LIST_LIMIT):
+                among, params = self._any_of(chunk)
                 # a run retried since the SELECT (PostgreSQL) is not finished any more: kept
                 deleted = await tx.all(
                     f"DELETE FROM runs WHERE run_id {among} AND status IN {FINISHED}"
@@ -209,8 +209,8 @@ class SQLRuns(Dialect):
                     params,
                 )
                 gone += [r[0] for r in deleted]
-            for chunk in chunks(gone, self.LIST_LIMIT):
-                among, params = self.any_of(chunk)
+            for chunk in chunks(gone, self._LIST_LIMIT):
+                among, params = self._any_of(chunk)
                 for table in ("entries", "events", "approvals"):
                     await tx.execute(f"DELETE FROM {table} WHERE run_id {among}", params)
             return len(gone)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from legato.errors import ConfigurationError, StoreError
-from legato.store.dialect import ENTRY_UPSERT, Work
+from legato.store.dialect import Work
 from legato.store.group_commit import GroupCommit
+from legato.store.journal import ENTRY_UPSERT
 from legato.store.migrations import (
     LEGATO_APPLICATION_ID,
     apply_sqlite_migrations,
@@ -82,7 +83,7 @@ class SQLiteStore(SQLStore):
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
     poll_interval = 0.2  # no notifications: other processes' changes are found by polling
-    LIST_LIMIT = 500  # values per statement: SQLite caps a statement's parameters
+    _LIST_LIMIT = 500  # values per statement: SQLite caps a statement's parameters
 
     def __init__(self, url: str, conn: sqlite3.Connection, path: str) -> None:
         self.url = url
@@ -157,7 +158,7 @@ class SQLiteStore(SQLStore):
 
     # the dialect seam (dialect.py) --------------------------------------------------------
     @staticmethod
-    def any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         return f"IN ({_in(values)})", tuple(values)
 
     def _transact(
