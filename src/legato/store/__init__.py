@@ -1,4 +1,8 @@
-"""Persistence: the :class:`Store` protocol and the backends behind it."""
+"""Persistence: the :class:`Store` protocol and the backends behind it.
+
+``Store`` is the union of one protocol per role (see ``legato.store.base``); a layer that needs
+one part can ask for just that part.
+"""
 
 from __future__ import annotations
 

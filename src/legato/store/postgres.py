@@ -24,45 +24,36 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from legato.errors import LegatoError, RunConflict, StoreError, UnknownRun
-from legato.store.base import (
+from legato.errors import LegatoError, StoreError
+from legato.store.dialect import Tx, Work, redact_url
+from legato.store.journal import ENTRY_UPSERT
+from legato.store.migrations import check_version, migrations
+from legato.store.records import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
-    TERMINAL,
     Entry,
     RunRecord,
-    Wait,
     WorkerRecord,
     entry_values,
-    equal_filters,
-    failed_seq,
-    redact_url,
     run_values,
-    where_clause,
 )
-from legato.store.migrations import check_version, migrations
-from legato.store.postgres_supervision import PostgresSupervision
-from legato.store.postgres_usage import PostgresUsage
+from legato.store.runs import require_run
+from legato.store.sqlstore import SQLStore
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
 _ADVISORY_MIGRATE = 7_263_189_041  # pg_advisory_xact_lock key serializing migrations
+_AUDIT_LOCK = 7_263_189_042  # pg_advisory_xact_lock key serializing the audit chain
 
 _RUN_COLS = RUN_COLUMNS
 _ENTRY_COLS = ENTRY_COLUMNS
-_ENTRY_UPDATE = """ON CONFLICT (run_id, seq) DO UPDATE SET
-    kind = EXCLUDED.kind, name = EXCLUDED.name, status = EXCLUDED.status,
-    input = EXCLUDED.input, output = EXCLUDED.output, error = EXCLUDED.error,
-    attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, wake_at = EXCLUDED.wake_at, branch = EXCLUDED.branch,
-    position = EXCLUDED.position"""
 # Journal writes are fenced on the run's owner: a row of a run this worker no longer owns is
 # not written. The fence takes a share lock on the run's row, not a snapshot read: a claim
 # that moves the run to another worker either waits for this write or is seen by it (and then
@@ -85,7 +76,7 @@ JOIN (
       )
     FOR SHARE
 ) owned ON owned.run_id = v.run_id AND owned.owner = v.owner
-{_ENTRY_UPDATE}
+{ENTRY_UPSERT}
 RETURNING run_id, seq
 """
 # The same write for a batch of one entry (a run stepping alone, the common case): plain
@@ -96,7 +87,7 @@ SELECT %s::text, %s::int, %s::text, %s::text, %s::text, %s::text, %s::text, %s::
        %s::int, %s::float8, %s::float8, %s::float8, COALESCE(%s::text, ''), %s::int
 FROM runs r WHERE r.run_id = %s AND r.owner = %s AND r.status = 'running'
 FOR SHARE
-{_ENTRY_UPDATE}
+{ENTRY_UPSERT}
 """
 _INSERT_RUNS = f"""
 WITH ins AS (
@@ -111,7 +102,6 @@ WITH ins AS (
 ), woke AS (SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM ins))
 SELECT run_id FROM ins, (SELECT count(*) FROM woke) AS notified
 """
-_OWNS = "SELECT 1 FROM runs WHERE run_id = %s AND owner = %s AND status = 'running' FOR UPDATE"
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
@@ -292,14 +282,11 @@ class _StartBatch:
         return {r[0] for r in await cur.fetchall()}
 
 
-class PostgresStore(PostgresSupervision, PostgresUsage):
+class PostgresStore(SQLStore):
     """A :class:`legato.store.base.Store` on PostgreSQL (psycopg 3, async, pooled)."""
 
     poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
-
-    @staticmethod
-    async def _upsert(conn: Conn, e: Entry) -> None:
-        await _upsert(conn, e)
+    _LIST_LIMIT = 1 << 62  # one array parameter carries any number of values
 
     def __init__(
         self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
@@ -367,37 +354,6 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
         await self._journal.close()
         await self._pool.close()
 
-    async def schema_version(self) -> int:
-        rows = await self._rows("SELECT MAX(version) FROM legato_migrations")
-        return int(rows[0][0])
-
-    async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
-        async def work(conn: Conn) -> int:
-            cur = await conn.execute(
-                "SELECT r.run_id FROM runs r LEFT JOIN runs p ON p.run_id = r.parent_run_id"
-                " WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.finished_at < %s"
-                " AND (p.run_id IS NULL OR p.status IN ('completed', 'failed', 'cancelled'))",
-                (before,),
-            )
-            ids = [r[0] for r in await cur.fetchall()]
-            if dry_run or not ids:
-                return len(ids)
-            # a run retried since the SELECT is not finished any more: keep it
-            cur = await conn.execute(
-                "DELETE FROM runs WHERE run_id = ANY(%s)"
-                " AND status IN ('completed', 'failed', 'cancelled') RETURNING run_id",
-                (ids,),
-            )
-            gone = [r[0] for r in await cur.fetchall()]
-            for table in ("entries", "events", "approvals"):
-                await conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE run_id = ANY(%s)").format(sql.Identifier(table)),
-                    (gone,),
-                )
-            return len(gone)
-
-        return await self._retrying(work)
-
     # -- plumbing -----------------------------------------------------------------------
     async def _retry(
         self,
@@ -457,6 +413,24 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
 
         return await self._retrying(work, transaction=False)
 
+    # -- the dialect seam (dialect.py) ----------------------------------------------------
+    @staticmethod
+    def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        return "= ANY(?)", (list(values),)
+
+    async def _transact(
+        self, work: Work[T], *, after: str | None = None, one_statement: bool = False
+    ) -> T:
+        async def run(conn: Conn) -> T:
+            return await work(_PostgresTx(conn, self.channel))
+
+        if after is not None:
+            return await self._fenced(after, run, transaction=not one_statement)
+        return await self._retrying(run, transaction=not one_statement)
+
+    async def _select(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._rows(_placeholders(query), params)
+
     # -- runs ---------------------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         # Starts made at the same moment (a gather of a thousand) share one INSERT.
@@ -464,113 +438,10 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
         if created:
             return run, True
 
-        async def existing(conn: Conn) -> RunRecord:
-            return await _require_run(conn, run.run_id)
+        async def existing(tx: Tx) -> RunRecord:
+            return await require_run(tx, run.run_id)
 
-        return await self._retrying(existing, transaction=False), False
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        rows = await self._rows(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s", (run_id,))
-        return _run(rows[0]) if rows else None
-
-    async def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        where, params = equal_filters((("status", status), ("workflow", workflow)), "%s")
-        clause = where_clause(where)
-        rows = await self._rows(
-            f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at DESC, run_id LIMIT %s",
-            [*params, limit],
-        )
-        return [_run(r) for r in rows]
-
-    async def load_entries(self, run_id: str) -> list[Entry]:
-        rows = await self._rows(
-            f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = %s ORDER BY seq", (run_id,)
-        )
-        return [Entry(*r) for r in rows]
-
-    async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
-        out: dict[str, list[Entry]] = {r: [] for r in run_ids}
-        if run_ids:
-            rows = await self._rows(
-                f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = ANY(%s) ORDER BY run_id, seq",
-                (list(run_ids),),
-            )
-            for r in rows:
-                out[r[0]].append(Entry(*r))
-        return out
-
-    async def cancel_run(self, run_id: str, now: float) -> RunRecord:
-        async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, url=redact_url(self.url))
-            await self._lock_parent(conn, run.parent_run_id)  # parent, then child: one order
-            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
-            if run.status in TERMINAL:
-                raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            await conn.execute(
-                """
-                WITH RECURSIVE tree(id) AS (
-                    SELECT %s::text
-                    UNION ALL
-                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
-                )
-                UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,
-                    waiting_on = NULL, finished_at = %s, updated_at = %s
-                WHERE run_id IN (SELECT id FROM tree)
-                  AND status NOT IN ('completed', 'failed', 'cancelled')
-                """,
-                (run_id, now, now),
-            )
-            await conn.execute(
-                """
-                WITH RECURSIVE tree(id) AS (
-                    SELECT %s::text
-                    UNION ALL
-                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
-                )
-                UPDATE approvals SET status = 'cancelled', decided_at = %s
-                WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)
-                """,
-                (run_id, now),
-            )
-            await self._wake_parent(conn, run.parent_run_id, now)
-            return await _require_run(conn, run_id)
-
-        return await self._retrying(work)
-
-    async def retry_run(self, run_id: str, now: float) -> RunRecord:
-        async def work(conn: Conn) -> RunRecord:
-            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
-            if run.status != "failed":
-                raise RunConflict(
-                    f"run {run_id!r} is {run.status}; only failed runs can be retried"
-                )
-            await _reopen(conn, run_id, now)
-            await self._notify(conn)
-            return await _require_run(conn, run_id)
-
-        return await self._retrying(work)
-
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
-        async def work(conn: Conn) -> None:
-            run = await _require_run(conn, run_id, lock=True, url=redact_url(self.url))
-            if run.status in TERMINAL:
-                raise RunConflict(
-                    f"run {run_id!r} is {run.status}; event {name!r} would never be received"
-                )
-            await conn.execute(
-                "INSERT INTO events (run_id, name, payload, created_at) VALUES (%s, %s, %s, %s)",
-                (run_id, name, payload, now),
-            )
-            if run.status == "waiting":
-                await conn.execute(
-                    "UPDATE runs SET wake_at = %s, updated_at = %s WHERE run_id = %s",
-                    (now, now, run_id),
-                )
-                await self._notify(conn)
-
-        await self._retrying(work)
+        return await self._transact(existing, one_statement=True), False
 
     # -- claiming and leases ------------------------------------------------------------
     async def claim(
@@ -664,102 +535,6 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
         # future, not the write on its way nor its place in the ordering barrier
         return self._journal.submit(entry, owner)
 
-    async def consume_event(self, owner: str, entry: Entry) -> str | None:
-        async def work(conn: Conn) -> str | None:
-            if await (await conn.execute(_OWNS, (entry.run_id, owner))).fetchone() is None:
-                return None
-            done = await (
-                await conn.execute(
-                    "SELECT output FROM entries WHERE run_id = %s AND seq = %s"
-                    " AND status = 'completed'",
-                    (entry.run_id, entry.seq),
-                )
-            ).fetchone()
-            if done is not None:
-                return str(done[0])
-            row = await (
-                await conn.execute(
-                    "SELECT id, payload FROM events WHERE run_id = %s AND name = %s"
-                    " AND consumed_seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE",
-                    (entry.run_id, entry.name),
-                )
-            ).fetchone()
-            if row is None:
-                return None
-            await conn.execute(
-                "UPDATE events SET consumed_seq = %s WHERE id = %s", (entry.seq, row[0])
-            )
-            entry.output = row[1]
-            await _upsert(conn, entry)
-            return str(row[1])
-
-        return await self._fenced(entry.run_id, work)
-
-    async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
-        async def work(conn: Conn) -> bool:
-            if await (await conn.execute(_OWNS, (entry.run_id, owner))).fetchone() is None:
-                return False
-            await _upsert(conn, entry)
-            await conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join(['%s'] * 17)})"
-                " ON CONFLICT (run_id) DO NOTHING",
-                run_values(child),
-            )
-            await self._notify(conn)
-            return True
-
-        return await self._fenced(entry.run_id, work)
-
-    async def park(self, owner: str, run_id: str, wait: Wait, now: float) -> bool:
-        async def work(conn: Conn) -> bool:
-            if await (await conn.execute(_OWNS, (run_id, owner))).fetchone() is None:
-                return False
-            wake_at = wait.wake_at
-            # A wake-up that arrived while the run was still loaded must not be lost.
-            if (
-                wait.events
-                and await (
-                    await conn.execute(
-                        "SELECT 1 FROM events WHERE run_id = %s AND consumed_seq IS NULL"
-                        " AND name = ANY(%s) LIMIT 1",
-                        (run_id, list(wait.events)),
-                    )
-                ).fetchone()
-            ):
-                wake_at = now
-            if (
-                wait.approvals
-                and await (
-                    await conn.execute(
-                        "SELECT 1 FROM approvals WHERE approval_id = ANY(%s)"
-                        " AND status != 'pending' LIMIT 1",
-                        (list(wait.approvals),),
-                    )
-                ).fetchone()
-            ):
-                wake_at = now
-            if (
-                wait.children
-                and await (
-                    await conn.execute(
-                        "SELECT 1 FROM runs WHERE run_id = ANY(%s)"
-                        " AND status IN ('completed', 'failed', 'cancelled') LIMIT 1",
-                        (list(wait.children),),
-                    )
-                ).fetchone()
-            ):
-                wake_at = now
-            await conn.execute(
-                "UPDATE runs SET status = 'waiting', owner = NULL, wake_at = %s,"
-                " waiting_on = %s, updated_at = %s WHERE run_id = %s",
-                (wake_at, wait.waiting_on, now, run_id),
-            )
-            if wake_at is not None and wake_at <= now:
-                await self._notify(conn)
-            return True
-
-        return await self._fenced(run_id, work)
-
     async def release(self, owner: str, run_id: str, now: float) -> bool:
         async def work(conn: Conn) -> bool:
             cur = await conn.execute(
@@ -772,75 +547,6 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
             return await cur.fetchone() is not None
 
         return await self._fenced(run_id, work, transaction=False)
-
-    async def finish_run(
-        self,
-        owner: str,
-        run_id: str,
-        status: Literal["completed", "failed"],
-        result: str | None,
-        now: float,
-    ) -> bool:
-        column = sql.Identifier("output" if status == "completed" else "error")
-
-        fields = sql.SQL(
-            "status = %s, {} = %s, owner = NULL, wake_at = NULL, waiting_on = NULL,"
-            " finished_at = %s, updated_at = %s"
-        ).format(column)
-        values = (status, result, now, now)
-        top_level = sql.SQL(
-            "UPDATE runs SET {} WHERE run_id = %s AND owner = %s AND status = 'running'"
-            " AND parent_run_id IS NULL RETURNING 1"
-        ).format(fields)
-
-        async def alone(conn: Conn) -> bool:  # no parent to wake: one statement
-            cur = await conn.execute(top_level, (*values, run_id, owner))
-            return await cur.fetchone() is not None
-
-        async def child(conn: Conn) -> bool:
-            row = await (
-                await conn.execute(
-                    "SELECT parent_run_id FROM runs"
-                    " WHERE run_id = %s AND owner = %s AND status = 'running'",
-                    (run_id, owner),
-                )
-            ).fetchone()
-            if row is None:
-                return False
-            await self._lock_parent(conn, row[0])
-            cur = await conn.execute(
-                sql.SQL(
-                    "UPDATE runs SET {} WHERE run_id = %s AND owner = %s AND status = 'running'"
-                ).format(fields),
-                (*values, run_id, owner),
-            )
-            if cur.rowcount != 1:
-                return False
-            await self._wake_parent(conn, row[0], now)
-            return True
-
-        if await self._fenced(run_id, alone, transaction=False):
-            return True
-        return await self._retrying(child)
-
-    async def _lock_parent(self, conn: Conn, parent_run_id: str | None) -> None:
-        """Serialize with the parent's own park on its row (see ``_wake_parent``)."""
-        if parent_run_id is not None:
-            await conn.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (parent_run_id,))
-
-    async def _wake_parent(self, conn: Conn, parent_run_id: str | None, now: float) -> None:
-        """Wake a parent that waits. The caller holds the parent's row lock (``_lock_parent``):
-        under READ COMMITTED a conditional UPDATE filters on its snapshot, so without the lock
-        a parent parking at this very moment would be missed and sleep forever."""
-        if parent_run_id is None:
-            return
-        cur = await conn.execute(
-            "UPDATE runs SET wake_at = %s, updated_at = %s"
-            " WHERE run_id = %s AND status = 'waiting'",
-            (now, now, parent_run_id),
-        )
-        if cur.rowcount:
-            await self._notify(conn)
 
     # -- workers ------------------------------------------------------------------------
     async def register_worker(self, worker: WorkerRecord) -> None:
@@ -881,55 +587,45 @@ class PostgresStore(PostgresSupervision, PostgresUsage):
         return [WorkerRecord(*r) for r in rows]
 
 
-async def _require_run(
-    conn: Conn, run_id: str, *, lock: bool = False, url: str = "this database"
-) -> RunRecord:
-    suffix = " FOR UPDATE" if lock else ""
-    cur = await conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = %s{suffix}", (run_id,))
-    row = await cur.fetchone()
-    if row is None:
-        raise UnknownRun(f"no run {run_id!r} in {url}")
-    return _run(row)
+class _PostgresTx:
+    """The dialect's transaction: a pooled connection, ``?`` placeholders made psycopg's."""
+
+    __slots__ = ("_channel", "_conn")
+    for_update = " FOR UPDATE"
+
+    def __init__(self, conn: Conn, channel: str) -> None:
+        self._conn = conn
+        self._channel = channel
+
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
+        cur = await self._conn.execute(_placeholders(query), params)
+        return cur.rowcount
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._conn.cursor() as cur:
+            await cur.executemany(_placeholders(query), rows)
+
+    async def one(self, query: str, params: Sequence[Any] = ()) -> Any:
+        return await (await self._conn.execute(_placeholders(query), params)).fetchone()
+
+    async def all(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await (await self._conn.execute(_placeholders(query), params)).fetchall()
+
+    async def notify(self) -> None:
+        await self._conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+
+    async def lock_run(self, run_id: str | None) -> None:
+        if run_id is not None:
+            await self._conn.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (run_id,))
+
+    async def lock_audit(self) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
 
 
-async def _upsert(conn: Conn, e: Entry) -> None:
-    await conn.execute(
-        f"INSERT INTO entries ({_ENTRY_COLS}) VALUES ({', '.join(['%s'] * 14)}) {_ENTRY_UPDATE}",
-        entry_values(e),
-    )
-
-
-async def _reopen(conn: Conn, run_id: str, now: float) -> None:
-    """Reset a run to resume from its first failed entry (see the SQLite store's _reopen)."""
-    cur = await conn.execute("SELECT error FROM runs WHERE run_id = %s", (run_id,))
-    row = await cur.fetchone()
-    first_failed = failed_seq(row[0] if row else None)
-    if first_failed is not None:
-        cur = await conn.execute(
-            "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
-            " AND r.parent_seq = e.seq WHERE e.run_id = %s AND e.seq >= %s AND e.kind = 'child'"
-            " AND r.status IN ('failed', 'cancelled')",
-            (run_id, first_failed),
-        )
-        for (child_id,) in await cur.fetchall():
-            await _reopen(conn, child_id, now)
-        await conn.execute(
-            "UPDATE events SET consumed_seq = NULL WHERE run_id = %s AND consumed_seq >= %s"
-            " AND consumed_seq NOT IN (SELECT seq FROM entries WHERE run_id = %s"
-            " AND kind = 'event' AND status = 'failed')",
-            (run_id, first_failed, run_id),
-        )
-        await conn.execute(
-            "DELETE FROM entries WHERE run_id = %s AND seq >= %s", (run_id, first_failed)
-        )
-        await conn.execute(
-            "DELETE FROM approvals WHERE run_id = %s AND seq >= %s", (run_id, first_failed)
-        )
-    await conn.execute(
-        "UPDATE runs SET status = 'pending', error = NULL, owner = NULL, wake_at = %s,"
-        " waiting_on = NULL, finished_at = NULL, updated_at = %s WHERE run_id = %s",
-        (now, now, run_id),
-    )
+@functools.lru_cache(maxsize=512)
+def _placeholders(query: str) -> str:
+    """The shared logic's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return query.replace("%", "%%").replace("?", "%s")
 
 
 async def _migrate(conn: Conn, shown: str) -> str:

@@ -1,7 +1,9 @@
 """The embedded SQLite store: one file, WAL, zero setup.
 
 All SQL runs on the event loop's own thread: a commit in WAL mode costs tens of microseconds,
-less than handing work to another thread would. Writes go through :class:`GroupCommit`.
+less than handing work to another thread would. Writes go through :class:`GroupCommit`; the
+roles' shared logic (``SQLStore``) runs inside it as coroutines that never suspend (this
+dialect's transaction awaits nothing), so each is one synchronous function of the connection.
 """
 
 from __future__ import annotations
@@ -10,44 +12,49 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from legato.errors import ConfigurationError, RunConflict, StoreError
-from legato.store.base import (
-    TERMINAL,
-    Entry,
-    RunRecord,
-    Wait,
-    WorkerRecord,
-    entry_values,
-    equal_filters,
-    failed_seq,
-    run_values,
-    where_clause,
-)
+from legato.errors import ConfigurationError, StoreError
+from legato.store.dialect import Work
 from legato.store.group_commit import GroupCommit
+from legato.store.journal import ENTRY_UPSERT
 from legato.store.migrations import (
     LEGATO_APPLICATION_ID,
     apply_sqlite_migrations,
     check_legato_file,
 )
-from legato.store.sqlite_common import (
-    _ENTRY_COLS,
-    _OWNS,
-    _RUN_COLS,
-    _UPSERT_ENTRY,
-    _in,
-    _require_run,
-    _run,
-    _wake_parent,
+from legato.store.records import (
+    ENTRY_COLUMNS,
+    RUN_COLUMNS,
+    Entry,
+    RunRecord,
+    WorkerRecord,
+    entry_values,
+    run_values,
 )
-from legato.store.sqlite_supervision import SQLiteSupervision
-from legato.store.sqlite_usage import SQLiteUsage
+from legato.store.runs import INSERT_RUN
+from legato.store.sqlstore import SQLStore
 
 T = TypeVar("T")
 Durability = Literal["normal", "full"]
+_RUN_COLS = RUN_COLUMNS
+# A journal write fenced in one statement: nothing is written unless the owner holds the run.
+_UPSERT_ENTRY = f"""
+INSERT INTO entries ({ENTRY_COLUMNS})
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND owner = ? AND status = 'running')
+{ENTRY_UPSERT}
+"""
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row)
+
+
+def _in(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
 
 
 def path_from_url(url: str) -> str:
@@ -72,16 +79,18 @@ def path_from_url(url: str) -> str:
     return path
 
 
-class SQLiteStore(SQLiteSupervision, SQLiteUsage):
+class SQLiteStore(SQLStore):
     """A :class:`legato.store.base.Store` on one SQLite file."""
 
     poll_interval = 0.2  # no notifications: other processes' changes are found by polling
+    _LIST_LIMIT = 500  # values per statement: SQLite caps a statement's parameters
 
     def __init__(self, url: str, conn: sqlite3.Connection, path: str) -> None:
         self.url = url
         self._conn = conn
         self._path = path
         self._writes = GroupCommit(conn, f"database {url}")
+        self._tx = _SQLiteTx(conn)
         self._checkpointer: _Checkpointer | None = None
 
     @classmethod
@@ -119,32 +128,6 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             raise
         return cls(url, conn, path)
 
-    async def schema_version(self) -> int:
-        rows = self._query("SELECT MAX(version) FROM legato_migrations")
-        return int(rows[0][0])
-
-    async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            conn.execute("DROP TABLE IF EXISTS temp.legato_gc")
-            conn.execute(
-                "CREATE TEMP TABLE legato_gc AS SELECT r.run_id FROM runs r"
-                " LEFT JOIN runs p ON p.run_id = r.parent_run_id"
-                " WHERE r.status IN ('completed', 'failed', 'cancelled') AND r.finished_at < ?"
-                " AND (p.run_id IS NULL OR p.status IN ('completed', 'failed', 'cancelled'))",
-                (before,),
-            )
-            count = int(conn.execute("SELECT count(*) FROM temp.legato_gc").fetchone()[0])
-            if not dry_run:
-                for table in ("entries", "events", "approvals", "runs"):
-                    conn.execute(
-                        f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM temp.legato_gc)"
-                    )
-            conn.execute("DROP TABLE temp.legato_gc")
-            return count
-
-        result: int = await self._write(op)
-        return result
-
     async def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
@@ -173,14 +156,28 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"database {self.url}: {exc}") from None
 
+    # the dialect seam (dialect.py) --------------------------------------------------------
+    @staticmethod
+    def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        return f"IN ({_in(values)})", tuple(values)
+
+    def _transact(
+        self, work: Work[T], *, after: str | None = None, one_statement: bool = False
+    ) -> Awaitable[T]:
+        # ``after`` needs nothing here: one group commit applies every write in queue order
+        tx = self._tx
+        result: Awaitable[T] = self._write(
+            lambda conn: _run_to_end(work(tx)), one_statement=one_statement
+        )
+        return result
+
+    async def _select(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._query(query, params)
+
     # runs -------------------------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            cur = conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(17))})"
-                " ON CONFLICT (run_id) DO NOTHING",
-                (*run_values(run),),
-            )
+            cur = conn.execute(INSERT_RUN, run_values(run))
             if cur.rowcount == 1:
                 return run, True
             row = conn.execute(
@@ -190,109 +187,6 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
 
         result: tuple[RunRecord, bool] = await self._write(op)
         return result
-
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        rows = self._query(f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,))
-        return _run(rows[0]) if rows else None
-
-    async def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        where, params = equal_filters((("status", status), ("workflow", workflow)), "?")
-        clause = where_clause(where)
-        rows = self._query(
-            f"SELECT {_RUN_COLS} FROM runs {clause} ORDER BY created_at DESC, run_id LIMIT ?",
-            [*params, limit],
-        )
-        return [_run(r) for r in rows]
-
-    async def load_entries(self, run_id: str) -> list[Entry]:
-        rows = self._query(
-            f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
-        )
-        return [Entry(*r) for r in rows]
-
-    async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
-        out: dict[str, list[Entry]] = {r: [] for r in run_ids}
-        ids = list(run_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._query(
-                f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id IN ({_in(chunk)})"
-                " ORDER BY run_id, seq",
-                chunk,
-            )
-            for r in rows:
-                out[r[0]].append(Entry(*r))
-        return out
-
-    async def cancel_run(self, run_id: str, now: float) -> RunRecord:
-        def op(conn: sqlite3.Connection) -> RunRecord:
-            run = _require_run(conn, run_id, self.url)
-            if run.status in TERMINAL:
-                raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            conn.execute(
-                """
-                WITH RECURSIVE tree(id) AS (
-                    SELECT ?
-                    UNION ALL
-                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
-                )
-                UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,
-                    waiting_on = NULL, finished_at = ?, updated_at = ?
-                WHERE run_id IN tree AND status NOT IN ('completed', 'failed', 'cancelled')
-                """,
-                (run_id, now, now),
-            )
-            conn.execute(
-                """
-                WITH RECURSIVE tree(id) AS (
-                    SELECT ?
-                    UNION ALL
-                    SELECT r.run_id FROM runs r JOIN tree ON r.parent_run_id = tree.id
-                )
-                UPDATE approvals SET status = 'cancelled', decided_at = ?
-                WHERE status = 'pending' AND run_id IN tree
-                """,
-                (run_id, now),
-            )
-            _wake_parent(conn, run.parent_run_id, now)
-            return _require_run(conn, run_id)
-
-        result: RunRecord = await self._write(op)
-        return result
-
-    async def retry_run(self, run_id: str, now: float) -> RunRecord:
-        def op(conn: sqlite3.Connection) -> RunRecord:
-            run = _require_run(conn, run_id, self.url)
-            if run.status != "failed":
-                raise RunConflict(
-                    f"run {run_id!r} is {run.status}; only failed runs can be retried"
-                )
-            _reopen(conn, run_id, now)
-            return _require_run(conn, run_id)
-
-        result: RunRecord = await self._write(op)
-        return result
-
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            run = _require_run(conn, run_id, self.url)
-            if run.status in TERMINAL:
-                raise RunConflict(
-                    f"run {run_id!r} is {run.status}; event {name!r} would never be received"
-                )
-            conn.execute(
-                "INSERT INTO events (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, name, payload, now),
-            )
-            conn.execute(
-                "UPDATE runs SET wake_at = ?, updated_at = ?"
-                " WHERE run_id = ? AND status = 'waiting'",
-                (now, now, run_id),
-            )
-
-        await self._write(op)
 
     # claiming and leases ----------------------------------------------------------------
     async def claim(
@@ -364,91 +258,6 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
         result: Awaitable[bool] = self._write(op, one_statement=True)
         return result
 
-    async def consume_event(self, owner: str, entry: Entry) -> str | None:
-        def op(conn: sqlite3.Connection) -> str | None:
-            if conn.execute(_OWNS, (entry.run_id, owner)).fetchone() is None:
-                return None
-            done = conn.execute(
-                "SELECT output FROM entries WHERE run_id = ? AND seq = ? AND status = 'completed'",
-                (entry.run_id, entry.seq),
-            ).fetchone()
-            if done is not None:
-                return str(done[0])
-            row = conn.execute(
-                "SELECT id, payload FROM events WHERE run_id = ? AND name = ?"
-                " AND consumed_seq IS NULL ORDER BY id LIMIT 1",
-                (entry.run_id, entry.name),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE events SET consumed_seq = ? WHERE id = ?", (entry.seq, row[0]))
-            entry.output = row[1]
-            conn.execute(_UPSERT_ENTRY, (*entry_values(entry), entry.run_id, owner))
-            return str(row[1])
-
-        result: str | None = await self._write(op)
-        return result
-
-    async def start_child(self, owner: str, entry: Entry, child: RunRecord) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            if (
-                conn.execute(_UPSERT_ENTRY, (*entry_values(entry), entry.run_id, owner)).rowcount
-                != 1
-            ):
-                return False
-            conn.execute(
-                f"INSERT INTO runs ({_RUN_COLS}) VALUES ({_in(range(17))})"
-                " ON CONFLICT (run_id) DO NOTHING",
-                run_values(child),
-            )
-            return True
-
-        result: bool = await self._write(op)
-        return result
-
-    async def park(self, owner: str, run_id: str, wait: Wait, now: float) -> bool:
-        def op(conn: sqlite3.Connection) -> bool:
-            if conn.execute(_OWNS, (run_id, owner)).fetchone() is None:
-                return False
-            wake_at = wait.wake_at
-            # A wake-up that arrived while the run was still loaded must not be lost.
-            if (
-                wait.events
-                and conn.execute(
-                    f"SELECT 1 FROM events WHERE run_id = ? AND consumed_seq IS NULL"
-                    f" AND name IN ({_in(wait.events)}) LIMIT 1",
-                    (run_id, *wait.events),
-                ).fetchone()
-            ):
-                wake_at = now
-            if (
-                wait.approvals
-                and conn.execute(
-                    f"SELECT 1 FROM approvals WHERE approval_id IN ({_in(wait.approvals)})"
-                    " AND status != 'pending' LIMIT 1",
-                    tuple(wait.approvals),
-                ).fetchone()
-            ):
-                wake_at = now
-            if (
-                wait.children
-                and conn.execute(
-                    f"SELECT 1 FROM runs WHERE run_id IN ({_in(wait.children)})"
-                    " AND status IN ('completed', 'failed', 'cancelled') LIMIT 1",
-                    tuple(wait.children),
-                ).fetchone()
-            ):
-                wake_at = now
-            conn.execute(
-                "UPDATE runs SET status = 'waiting', owner = NULL, wake_at = ?, waiting_on = ?,"
-                " updated_at = ? WHERE run_id = ?",
-                (wake_at, wait.waiting_on, now, run_id),
-            )
-            return True
-
-        result: bool = await self._write(op)
-        return result
-
     async def release(self, owner: str, run_id: str, now: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
@@ -460,31 +269,6 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
 
         result: bool = await self._write(op)
         return result
-
-    async def finish_run(
-        self,
-        owner: str,
-        run_id: str,
-        status: Literal["completed", "failed"],
-        result: str | None,
-        now: float,
-    ) -> bool:
-        column = "output" if status == "completed" else "error"
-
-        def op(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                f"UPDATE runs SET status = ?, {column} = ?, owner = NULL, wake_at = NULL,"
-                " waiting_on = NULL, finished_at = ?, updated_at = ?"
-                " WHERE run_id = ? AND owner = ? AND status = 'running' RETURNING parent_run_id",
-                (status, result, now, now, run_id, owner),
-            ).fetchone()
-            if row is None:
-                return False
-            _wake_parent(conn, row[0], now)
-            return True
-
-        done: bool = await self._write(op)
-        return done
 
     # workers ----------------------------------------------------------------------------
     async def register_worker(self, worker: WorkerRecord) -> None:
@@ -520,6 +304,54 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             " ORDER BY started_at"
         )
         return [WorkerRecord(*r) for r in rows]
+
+
+class _SQLiteTx:
+    """The dialect's transaction: the connection inside a group commit's BEGIN ... COMMIT.
+
+    Nothing here awaits, so work on it runs to its end at once (``_run_to_end``).
+    """
+
+    for_update = ""  # one writer holds the whole database: no row locks to take
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(query, params).rowcount
+
+    async def execute_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(query, rows)
+
+    async def one(self, query: str, params: Sequence[Any] = ()) -> Any:
+        cur = self._conn.execute(query, params)
+        row = cur.fetchone()
+        cur.close()  # ends the statement (an UPDATE ... RETURNING) at once
+        return row
+
+    async def all(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._conn.execute(query, params).fetchall()
+
+    async def notify(self) -> None:
+        """Workers poll: nothing to tell."""
+
+    async def lock_run(self, run_id: str | None) -> None:
+        """The write transaction already holds the database."""
+
+    async def lock_audit(self) -> None:
+        """The write transaction already holds the database."""
+
+
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run work on ``_SQLiteTx`` (a coroutine that never suspends) here and now, so its writes
+    stay inside the group commit's transaction."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("store work awaited something other than its SQLite transaction")
 
 
 class _Checkpointer(threading.Thread):
@@ -575,37 +407,6 @@ def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> Non
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-
-
-def _reopen(conn: sqlite3.Connection, run_id: str, now: float) -> None:
-    """Reset a run to resume from the entry that failed it (and children that failed or were
-    cancelled). Events taken by the removed entries go back to the buffer, except those that
-    were rejected (their entry failed): a retry waits for a new one."""
-    row = conn.execute("SELECT error FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    first_failed = failed_seq(row[0] if row else None)
-    if first_failed is not None:
-        children = conn.execute(
-            "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
-            " AND r.parent_seq = e.seq WHERE e.run_id = ? AND e.seq >= ? AND e.kind = 'child'"
-            " AND r.status IN ('failed', 'cancelled')",
-            (run_id, first_failed),
-        ).fetchall()
-        for (child_id,) in children:
-            _reopen(conn, child_id, now)
-        conn.execute(
-            "UPDATE events SET consumed_seq = NULL WHERE run_id = ? AND consumed_seq >= ?"
-            " AND consumed_seq NOT IN (SELECT seq FROM entries WHERE run_id = ?"
-            " AND kind = 'event' AND status = 'failed')",
-            (run_id, first_failed, run_id),
-        )
-        conn.execute("DELETE FROM entries WHERE run_id = ? AND seq >= ?", (run_id, first_failed))
-        # approvals of removed entries are asked again (their audit rows stay)
-        conn.execute("DELETE FROM approvals WHERE run_id = ? AND seq >= ?", (run_id, first_failed))
-    conn.execute(
-        "UPDATE runs SET status = 'pending', error = NULL, owner = NULL, wake_at = ?,"
-        " waiting_on = NULL, finished_at = NULL, updated_at = ? WHERE run_id = ?",
-        (now, now, run_id),
-    )
 
 
 __all__ = ["LEGATO_APPLICATION_ID", "SQLiteStore", "path_from_url"]

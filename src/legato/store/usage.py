@@ -1,4 +1,4 @@
-"""Model usage rows and the response cache, as both dialects store them.
+"""Model usage rows and the response cache (the AI layer's), written once for both dialects.
 
 A usage row is written right after each model call returns, before its journal entry: the
 money is spent whether or not the entry lands, so a call repeated after a crash is counted
@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from legato.store.dialect import Dialect, Tx, marks, where
 
 GroupBy = Literal["workflow", "model", "day", "tenant", "run"]
 GROUP_COLUMNS: dict[str, str] = {
@@ -80,39 +82,60 @@ def totals(row: Sequence[Any]) -> UsageTotals:
     return UsageTotals(*(int(v) for v in row))
 
 
-def insert_sql(mark: str) -> str:
-    marks = ", ".join([mark] * len(dataclasses.fields(UsageRecord)))
-    return f"INSERT INTO model_usage ({USAGE_COLUMNS}) VALUES ({marks})"
+_INSERT = (
+    f"INSERT INTO model_usage ({USAGE_COLUMNS})"
+    f" VALUES ({marks(len(dataclasses.fields(UsageRecord)))})"
+)
 
 
-def totals_sql(
-    mark: str,
-    *,
-    run_id: str | None = None,
-    workflow: str | None = None,
-    tenant: str | None = None,
-    day: str | None = None,
-) -> tuple[str, list[Any]]:
-    from legato.store.base import equal_filters, where_clause
+class SQLUsage(Dialect):
+    """The :class:`~legato.store.base.UsageStore` role."""
 
-    parts, params = equal_filters(
-        (("run_id", run_id), ("workflow", workflow), ("tenant", tenant), ("day", day)), mark
-    )
-    return f"SELECT {_SUMS} FROM model_usage {where_clause(parts)}", params
+    async def record_usage(self, rows: Sequence[UsageRecord]) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.execute_many(_INSERT, [dataclasses.astuple(r) for r in rows])
 
+        await self._transact(work)
 
-def rollup_sql(
-    mark: str, by: GroupBy, *, since_day: str | None = None, workflow: str | None = None
-) -> tuple[str, list[Any]]:
-    from legato.store.base import equal_filters, where_clause
+    async def usage_totals(
+        self,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        day: str | None = None,
+    ) -> UsageTotals:
+        clause, params = where(
+            ("run_id = ?", run_id),
+            ("workflow = ?", workflow),
+            ("tenant = ?", tenant),
+            ("day = ?", day),
+        )
+        return totals((await self._select(f"SELECT {_SUMS} FROM model_usage {clause}", params))[0])
 
-    column = GROUP_COLUMNS[by]
-    parts, params = equal_filters((("workflow", workflow),), mark)
-    if since_day is not None:
-        parts.append(f"day >= {mark}")
-        params.append(since_day)
-    return (
-        f"SELECT {column}, {_SUMS} FROM model_usage {where_clause(parts)}"
-        f" GROUP BY {column} ORDER BY {column}",
-        params,
-    )
+    async def usage_rollup(
+        self, by: GroupBy, *, since_day: str | None = None, workflow: str | None = None
+    ) -> list[tuple[str, UsageTotals]]:
+        column = GROUP_COLUMNS[by]
+        clause, params = where(("workflow = ?", workflow), ("day >= ?", since_day))
+        query = f"SELECT {column}, {_SUMS} FROM model_usage {clause} GROUP BY {column}"
+        rows = await self._select(f"{query} ORDER BY {column}", params)
+        return [(str(r[0]), totals(r[1:])) for r in rows]
+
+    async def cache_get(self, key: str, now: float) -> str | None:
+        rows = await self._select(
+            "SELECT value FROM response_cache WHERE key = ? AND expires_at > ?", (key, now)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def cache_put(self, key: str, value: str, now: float, expires_at: float) -> None:
+        async def work(tx: Tx) -> None:
+            await tx.execute(
+                "INSERT INTO response_cache (key, value, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                " created_at = excluded.created_at, expires_at = excluded.expires_at",
+                (key, value, now, expires_at),
+            )
+            await tx.execute("DELETE FROM response_cache WHERE expires_at <= ?", (now,))
+
+        await self._transact(work)

@@ -1,4 +1,10 @@
-"""Numbered SQL migrations, one folder per dialect, applied in order and recorded."""
+"""Numbered SQL migrations, applied in order and recorded.
+
+A version is written once for both dialects where they run the same statements: the file in
+this folder, in which the few words the dialects spell differently are placeholders
+(``$real``: SQLite's REAL is PostgreSQL's DOUBLE PRECISION, and so on, see ``_WORDS``). What
+only one dialect runs is in its own folder under the same name and runs after the shared file.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,47 @@ import re
 import sqlite3
 import time
 from importlib import resources
+from string import Template
 
 from legato.errors import StoreError
 
 LEGATO_APPLICATION_ID = 1279608641  # 'LEGA' in the SQLite header's application_id field
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_WORDS: dict[str, dict[str, str]] = {
+    "sqlite": {
+        "real": "REAL",
+        "bigint": "INTEGER",  # SQLite's integers are 64-bit; INTEGER PRIMARY KEY is the rowid
+        "bool": "INTEGER",
+        "serial_key": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "without_rowid": " WITHOUT ROWID",  # a table stored in its primary key's order
+    },
+    "postgres": {
+        "real": "DOUBLE PRECISION",
+        "bigint": "BIGINT",
+        "bool": "BOOLEAN",
+        "serial_key": "BIGSERIAL PRIMARY KEY",
+        "without_rowid": "",
+    },
+}
 
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """``(version, name, sql)`` of every migration shipped for ``dialect``, in order."""
-    folder = resources.files(__package__).joinpath(dialect)
-    found = []
-    for item in folder.iterdir():
-        match = _NAME.match(item.name)
-        if match:
-            found.append((int(match.group(1)), match.group(2), item.read_text()))
-    return sorted(found)
+    shared = resources.files(__package__)
+    found: dict[int, tuple[str, list[str]]] = {}
+    for folder in (shared, shared.joinpath(dialect)):
+        for item in sorted(folder.iterdir(), key=lambda i: i.name):
+            match = _NAME.match(item.name)
+            if not match:
+                continue
+            text = item.read_text()
+            if folder is shared:
+                text = Template(text).substitute(_WORDS[dialect])
+            name, texts = found.setdefault(int(match.group(1)), (match.group(2), []))
+            if name != match.group(2):
+                raise StoreError(f"migration {item.name} has another name than its shared file")
+            texts.append(text)
+    return [(version, name, "\n".join(texts)) for version, (name, texts) in sorted(found.items())]
 
 
 def _statements(sql: str) -> list[str]:

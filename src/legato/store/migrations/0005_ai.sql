@@ -3,7 +3,7 @@
 ALTER TABLE runs ADD COLUMN tenant TEXT;
 
 CREATE TABLE model_usage (
-    id BIGSERIAL PRIMARY KEY,
+    id $serial_key,
     run_id TEXT NOT NULL,
     workflow TEXT NOT NULL,
     tenant TEXT,
@@ -17,11 +17,11 @@ CREATE TABLE model_usage (
     output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
     requests INTEGER NOT NULL,
-    cost_nanousd BIGINT,
+    cost_nanousd $bigint,
     cost_usd TEXT,
     price_version TEXT,
-    cache_hit BOOLEAN NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
+    cache_hit $bool NOT NULL,
+    at $real NOT NULL,
     day TEXT NOT NULL
 );
 CREATE INDEX model_usage_run ON model_usage (run_id);
@@ -31,6 +31,6 @@ CREATE INDEX model_usage_tenant_day ON model_usage (tenant, day);
 CREATE TABLE response_cache (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
+    created_at $real NOT NULL,
+    expires_at $real NOT NULL
 );

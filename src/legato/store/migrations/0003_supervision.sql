@@ -15,21 +15,21 @@ CREATE TABLE approvals (
     assignees     TEXT,                       -- JSON list
     risk          TEXT,
     reason        TEXT,
-    expires_at    DOUBLE PRECISION,
+    expires_at    $real,
     on_timeout    TEXT,
     decided_data  TEXT,
     decided_by    TEXT,
     comment       TEXT,
-    decided_at    DOUBLE PRECISION,
-    consumed_at   DOUBLE PRECISION,                       -- when the waiting entry took the decision
-    created_at    DOUBLE PRECISION NOT NULL,
+    decided_at    $real,
+    consumed_at   $real,                       -- when the waiting entry took the decision
+    created_at    $real NOT NULL,
     UNIQUE (run_id, seq)
 );
 CREATE INDEX approvals_status ON approvals (status, created_at);
 
 CREATE TABLE audit (
-    seq        BIGINT PRIMARY KEY,             -- gapless: each row is the previous plus one
-    at         DOUBLE PRECISION NOT NULL,
+    seq        $bigint PRIMARY KEY,           -- gapless: each row is the previous plus one
+    at         $real NOT NULL,
     kind       TEXT NOT NULL,
     actor      TEXT,
     run_id     TEXT,
@@ -46,12 +46,12 @@ CREATE TABLE autonomy (
     level       INTEGER NOT NULL CHECK (level BETWEEN 0 AND 3),
     set_by      TEXT NOT NULL,
     reason      TEXT NOT NULL,
-    updated_at  DOUBLE PRECISION NOT NULL
+    updated_at  $real NOT NULL
 );
 
 CREATE TABLE paused (
     workflow    TEXT PRIMARY KEY,
     paused_by   TEXT NOT NULL,
     reason      TEXT NOT NULL,
-    paused_at   DOUBLE PRECISION NOT NULL
+    paused_at   $real NOT NULL
 );
