@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from legato.ai.registry import Pricing
     from legato.ai.usage import Cost
     from legato.clock import Clock
-    from legato.store.base import Store
+    from legato.store.base import UsageStore
     from legato.store.usage import UsageTotals
 
 _NANO = Decimal(1_000_000_000)
@@ -35,7 +35,7 @@ class Spender(Protocol):
     run_id: str
     workflow: str
     tenant: str | None
-    store: Store
+    store: UsageStore
     clock: Clock
     budgets: Budgets
 

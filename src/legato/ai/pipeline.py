@@ -63,7 +63,7 @@ from legato.store.usage import UsageRecord
 if TYPE_CHECKING:
     from legato.clock import Clock
     from legato.governance.data_rules import DataRules
-    from legato.store.base import Store
+    from legato.store.base import UsageStore
 
 log = logging.getLogger("legato.ai")
 
@@ -80,7 +80,7 @@ class CallEnv:
     workflow: str
     tenant: str | None
     seq: int
-    store: Store
+    store: UsageStore
     clock: Clock
     budgets: Budgets
     data_rules: DataRules | None = None

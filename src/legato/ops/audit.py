@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 
-from legato.store.base import GENESIS_HASH, AuditRecord, Store, audit_hash
+from legato.store.base import GENESIS_HASH, AuditRecord, AuditStore, audit_hash
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class AuditCheck:
 class AuditOps:
     """``ops.audit``: read and verify the audit log."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AuditStore) -> None:
         self.store = store
 
     async def list(

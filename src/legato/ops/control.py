@@ -11,7 +11,7 @@ from datetime import datetime
 
 from legato.clock import Clock
 from legato.errors import ConfigurationError
-from legato.store.base import AuditEvent, Store
+from legato.store.base import AuditEvent, ControlStore
 from legato.timestamps import utc
 
 #: what each autonomy level lets an actor do alone
@@ -47,7 +47,7 @@ class Pause:
 class ControlOps:
     """``ops.control``: autonomy and pause operations."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: ControlStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 

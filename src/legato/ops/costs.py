@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from legato.clock import Clock
 from legato.errors import ConfigurationError
-from legato.store.base import Store
+from legato.store.base import UsageStore
 from legato.store.usage import GROUP_COLUMNS, GroupBy, UsageTotals
 from legato.timestamps import format_timestamp
 
@@ -14,7 +14,7 @@ from legato.timestamps import format_timestamp
 class CostOps:
     """``ops.costs``: usage and cost rolled up from the usage rows."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: UsageStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
 
