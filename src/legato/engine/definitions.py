@@ -125,9 +125,7 @@ class Tool(Generic[P, R]):
 
     def __init__(self, definition: ToolDef) -> None:
         self.definition = definition
-        self.__wrapped__ = definition.fn
-        self.__name__ = getattr(definition.fn, "__name__", definition.name)
-        self.__doc__ = definition.fn.__doc__
+        _stand_in(self, definition.fn, definition.name)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -175,9 +173,7 @@ class Step(Generic[P, R]):
 
     def __init__(self, definition: StepDef) -> None:
         self.definition = definition
-        self.__wrapped__ = definition.fn
-        self.__name__ = getattr(definition.fn, "__name__", definition.name)
-        self.__doc__ = definition.fn.__doc__
+        _stand_in(self, definition.fn, definition.name)
 
     @property
     def fn(self) -> Callable[P, Any]:
@@ -193,6 +189,13 @@ class Step(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<legato step {self.definition.name!r}>"
+
+
+def _stand_in(wrapper: object, fn: Callable[..., Any], name: str) -> None:
+    """Make ``wrapper`` look like the function it decorates (name, doc, ``__wrapped__``)."""
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    wrapper.__name__ = getattr(fn, "__name__", name)  # type: ignore[attr-defined]
+    wrapper.__doc__ = fn.__doc__
 
 
 def _code_version(fn: Callable[..., Any]) -> str:
