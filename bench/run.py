@@ -1,6 +1,6 @@
 """Run every benchmark workload for legato and its peers, print the figures, write the report.
 
-    make bench                          # full run (about 12 min), rewrites docs/benchmarks.md
+    make bench                          # full run (about 15 min), rewrites docs/benchmarks.md
     .venv/bin/python bench/run.py --quick      # smaller smoke run, 1 repetition, no report
     .venv/bin/python bench/run.py --no-peers   # legato only
     .venv/bin/python bench/run.py --only postgres   # one backend (no report unless --write)
@@ -159,6 +159,12 @@ def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
         ("seq", "LangGraph", "functional API, durability=sync", f"seq {n} --api functional"),
         ("seq", "SQLite", "floor: 1 upsert + commit, WAL, NORMAL", f"seq {n}"),
         ("seq", "SQLite", "floor: 1 upsert + commit, WAL, FULL", f"seq {n} --synchronous FULL"),
+        ("seq-sync", "legato", "durability=normal", f"seq {n} --step sync"),
+        ("seq-sync", "legato", "durability=full", f"seq {n} --step sync --durability full"),
+        ("seq-sync", "DBOS", "default (rollback journal, FULL)", f"seq {n}"),
+        ("seq-sync", "DBOS", "tuned (WAL, NORMAL)", f"seq {n} --tuned"),
+        ("seq-sync", "LangGraph", "graph API, durability=sync", f"seq {n}"),
+        ("seq-sync", "LangGraph", "functional API, durability=sync", f"seq {n} --api functional"),
         ("concurrent", "legato", "durability=normal", f"concurrent {r}"),
         ("concurrent", "legato", "durability=full", f"concurrent {r} --durability full"),
         ("concurrent", "DBOS", "default, a thread per workflow", f"concurrent {r} --mode threads"),
@@ -211,6 +217,14 @@ def _postgres_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
          f"seq {n} --statement legato", None),
         ("pg-seq", "PostgreSQL", f"floor: legato's statement, {OFF}",
          f"seq {n} --statement legato", "off"),
+        ("pg-seq-sync", "legato", NORMAL, f"seq {n} --step sync", None),
+        ("pg-seq-sync", "legato", FULL, f"seq {n} --step sync --durability full", None),
+        ("pg-seq-sync", "DBOS", "default (psycopg, SQLAlchemy pool)", f"seq {n}", None),
+        ("pg-seq-sync", "DBOS", f"default, {OFF}", f"seq {n}", "off"),
+        ("pg-seq-sync", "LangGraph", "graph API, PostgresSaver, durability=sync", f"seq {n}",
+         None),
+        ("pg-seq-sync", "LangGraph", f"graph API, PostgresSaver, durability=sync, {OFF}",
+         f"seq {n}", "off"),
         ("pg-serial", "legato", NORMAL, f"serial {s}", None),
         ("pg-serial", "legato", FULL, f"serial {s} --durability full", None),
         ("pg-serial", "DBOS", "default, direct calls", f"serial {s}", None),
