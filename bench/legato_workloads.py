@@ -343,6 +343,22 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
     return {**import_seconds(sys.executable, module), "top": import_top(sys.executable, module)}
 
 
+# What ``startup --command NAME`` times: commands of bench/import_time.py.
+STARTUP = {
+    "bare": "python (bare start)",
+    "import": "import legato",
+    "define": "from legato import App",
+    "help": "legato --help",
+}
+
+
+def startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Start to exit of a fresh interpreter running one command (best and median of --runs)."""
+    from import_time import COMMANDS, measure
+
+    return measure(sys.executable, COMMANDS[STARTUP[args.command]], args.runs)
+
+
 WORKLOADS = {
     "seq": seq,
     "concurrent": concurrent,
@@ -351,6 +367,7 @@ WORKLOADS = {
     "imports": imports,
     "serial": serial,
     "scaleout": scaleout,
+    "startup": startup,
 }
 
 
@@ -361,6 +378,7 @@ def main() -> None:
     parser.add_argument("--url", help="a PostgreSQL URL (instead of --db)")
     parser.add_argument("--durability", choices=["normal", "full"], default="normal")
     parser.add_argument("--step", choices=["async", "sync"], default="async", help="step kind")
+    parser.add_argument("--command", choices=sorted(STARTUP), default="import", help="startup")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--per-run", type=int, default=5, help="steps per run")

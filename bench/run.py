@@ -148,7 +148,7 @@ def _programs() -> dict[str, list[str]]:
 
 def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
     steps, runs, parked, parked_peer = (200, 200, 2000, 300) if quick else (1000, 1000, 10000, 2000)
-    n, r = f"--steps {steps}", f"--runs {runs}"
+    n, r, k = f"--steps {steps}", f"--runs {runs}", f"--runs {3 if quick else 10}"
     # workload, system, configuration, arguments of the system's workload script
     table = [
         ("seq", "legato", "durability=normal", f"seq {n}"),
@@ -187,11 +187,24 @@ def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
         ("imports", "legato", "import legato, legato.cli.main", "imports"),
         ("imports", "DBOS", "import dbos", "imports"),
         ("imports", "LangGraph", "import langgraph.graph, langgraph.checkpoint.sqlite", "imports"),
+        ("startup", "legato", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "legato", "import legato", f"startup --command import {k}"),
+        ("startup", "legato", "legato --help", f"startup --command help {k}"),
+        ("startup", "legato", "from legato import App", f"startup --command define {k}"),
+        ("startup", "DBOS", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "DBOS", "import dbos", f"startup --command import {k}"),
+        ("startup", "LangGraph", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "LangGraph", "import langgraph", f"startup --command import {k}"),
+        ("startup", "LangGraph", "functional API", f"startup --command define {k}"),
+        ("startup", "LangGraph", "functional API + SQLite checkpointer",
+         f"startup --command durable {k}"),
     ]  # fmt: skip
     programs = _programs()
+    # One repetition of the start-up cases: each measures `k` fresh interpreters itself.
+    once = ("imports", "startup")
     return [
         Case(workload, system, label, [*programs[system], *arguments.split()],
-             1 if workload == "imports" or "twice" in label else repeats)
+             1 if workload in once or "twice" in label else repeats)
         for workload, system, label, arguments in table
         if peers or system in ("legato", "SQLite")
     ]  # fmt: skip
