@@ -72,11 +72,18 @@ class _Clock:
 
 
 def _chain_app(args: argparse.Namespace) -> tuple[legato.App, Any]:
+    """A workflow of N steps; with ``--step sync`` the step is a plain ``def``, which legato
+    runs in a thread (the workflow itself is always ``async def``)."""
     app = legato.App("bench", _url(args), durability=args.durability)
 
-    @app.step()
-    async def inc(i: int) -> int:
+    async def inc_async(i: int) -> int:
         return i + 1
+
+    def inc_sync(i: int) -> int:
+        return i + 1
+
+    step = app.step(name="inc")
+    inc = step(inc_sync) if args.step == "sync" else step(inc_async)
 
     @app.workflow()
     async def chain(ctx: legato.Context, n: int) -> int:
@@ -89,7 +96,8 @@ def _chain_app(args: argparse.Namespace) -> tuple[legato.App, Any]:
 
 
 def seq(args: argparse.Namespace) -> dict[str, Any]:
-    """Workload 1: one run of N sequential steps, driven by ``app.run`` in this process."""
+    """Workload 1: one run of N sequential steps, driven by ``app.run`` in this process
+    (``async def`` steps, or ``def`` steps with ``--step sync``)."""
     app, chain = _chain_app(args)
     app.run(chain, 1, run_id="warm-up")
     with _interval(args) as span:
@@ -101,6 +109,7 @@ def seq(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": span.seconds,
         "steps": args.steps,
         "us_per_step": span.seconds / args.steps * 1e6,
+        "step": args.step,
         **span.figures(args.steps),
     }
 
@@ -334,6 +343,22 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
     return {**import_seconds(sys.executable, module), "top": import_top(sys.executable, module)}
 
 
+# What ``startup --command NAME`` times: commands of bench/import_time.py.
+STARTUP = {
+    "bare": "python (bare start)",
+    "import": "import legato",
+    "define": "from legato import App",
+    "help": "legato --help",
+}
+
+
+def startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Start to exit of a fresh interpreter running one command (best and median of --runs)."""
+    from import_time import COMMANDS, measure
+
+    return measure(sys.executable, COMMANDS[STARTUP[args.command]], args.runs)
+
+
 WORKLOADS = {
     "seq": seq,
     "concurrent": concurrent,
@@ -342,6 +367,7 @@ WORKLOADS = {
     "imports": imports,
     "serial": serial,
     "scaleout": scaleout,
+    "startup": startup,
 }
 
 
@@ -351,6 +377,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("bench.db"))
     parser.add_argument("--url", help="a PostgreSQL URL (instead of --db)")
     parser.add_argument("--durability", choices=["normal", "full"], default="normal")
+    parser.add_argument("--step", choices=["async", "sync"], default="async", help="step kind")
+    parser.add_argument("--command", choices=sorted(STARTUP), default="import", help="startup")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--per-run", type=int, default=5, help="steps per run")

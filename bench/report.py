@@ -15,16 +15,19 @@ MB = 1024 * 1024
 # order: SQLite first, then PostgreSQL ("pg-").
 KEY = {
     "seq": ("us_per_step", False),
+    "seq-sync": ("us_per_step", False),
     "concurrent": ("steps_per_s", True),
     "parked": ("rss_growth", False),
     "restart": ("seconds", False),
     "imports": ("import_s", False),
+    "startup": ("best_s", False),
     "pg-seq": ("us_per_step", False),
+    "pg-seq-sync": ("us_per_step", False),
     "pg-serial": ("us_per_step", False),
     "pg-concurrent": ("steps_per_s", True),
     "pg-scaleout": ("steps_per_s", True),
 }
-PER_STEP = ("seq", "pg-seq", "pg-serial")
+PER_STEP = ("seq", "seq-sync", "pg-seq", "pg-seq-sync", "pg-serial")
 PER_SECOND = ("concurrent", "pg-concurrent", "pg-scaleout")
 
 # Before each repetition bench/run.py waits until the machine is quiet: less than QUIET_BUSY of
@@ -39,9 +42,11 @@ OFF = "synchronous_commit=off"
 NORMAL = "durability=normal"
 FULL = "durability=full"
 
-# What legato must reach (from the benchmark issue): the configurations judged, and the test.
+# What legato must reach (from the benchmark issue; the step and start-up targets from the
+# foundations issue): the configurations judged, and the test.
 TARGETS: dict[str, tuple[str, tuple[str, ...], Callable[[float], bool]]] = {
-    "seq": ("<= 60 us per step", ("durability=normal",), lambda v: v <= 60),
+    "seq": ("<= 40 us per `async def` step", ("durability=normal",), lambda v: v <= 40),
+    "seq-sync": ("<= 100 us per `def` step", ("durability=normal",), lambda v: v <= 100),
     "concurrent": (">= 5,000 steps/s", ("durability=normal",), lambda v: v >= 5000),
     "parked": (
         "< 20 MB RSS growth for 10,000 parked runs",
@@ -49,16 +54,24 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], Callable[[float], bool]]] = {
         lambda v: v < 20 * MB,
     ),
     "restart": ("< 0.5 s from spawn to completed", ("legato worker",), lambda v: v < 0.5),
+    "startup": (
+        "< 150 ms from start to exit (best of the fresh interpreters)",
+        ("import legato", "legato --help"),
+        lambda v: v < 0.150,
+    ),
     "pg-seq": ("<= 300 us per step", (NORMAL,), lambda v: v <= 300),
     "pg-concurrent": (">= 5,000 steps/s", (NORMAL, FULL), lambda v: v >= 5000),
 }
 TITLES = {
     "seq": "1. One workflow of 1,000 sequential steps",
+    "seq-sync": "1b. One workflow of 1,000 sequential `def` steps",
     "concurrent": "2. 1,000 workflows x 5 steps, started together",
     "parked": "3. Parked runs: worker memory",
     "restart": "4. Restart after SIGKILL",
     "imports": "Import time (part of every process start)",
+    "startup": "Start-up time: a fresh interpreter, start to exit",
     "pg-seq": "1. One workflow of 1,000 sequential steps",
+    "pg-seq-sync": "1b. One workflow of 1,000 sequential `def` steps",
     "pg-serial": "2. 100 workflows x 10 steps, one after another",
     "pg-concurrent": "3. 1,000 workflows x 5 steps, started together",
     "pg-scaleout": "4. Scale-out: 4,000 runs x 5 steps by 1, 2 and 4 worker processes",
@@ -78,7 +91,16 @@ loops on itself (a checkpoint each, `durability="sync"`). The functional API (`@
 `@entrypoint`) is shown too, but research/peers.md saw it re-run finished tasks after a SIGKILL
 (its task writes are not awaited), so it is not the like-for-like row. The SQLite rows are the
 floor: a bare loop of autocommitted upserts shaped like legato's journal write, with no engine
-at all (bench/sqlite_floor.py).""",
+at all (bench/sqlite_floor.py). legato's step here is an `async def`; the peers' are plain `def`
+functions (the same as in 1b).""",
+    "seq-sync": """\
+Workload 1 with legato's step a plain `def` (the workflow stays `async def`): legato runs each
+call in a thread of its pool and hands the result back to the workflow's event loop, which is
+what a sync step costs over an `async def` one. The peers in their natural sync form, as in
+workload 1 and measured again in this workload's own rounds: DBOS a `@DBOS.step()` on a `def`
+function inside a `def` workflow, called directly; LangGraph a `def` node run by the sync
+`invoke` (graph API) and a `@task` `def` inside a `def` `@entrypoint` (functional API), with
+the sync `SqliteSaver`; in both peers the step body runs on the calling thread.""",
     "concurrent": """\
 R runs of 5 steps each are started together and executed in one process; the figure is
 R x 5 / (time from the first start to the last completion). legato: `asyncio.gather` of R
@@ -110,6 +132,16 @@ the restart is approximate.""",
 Median of 5 fresh interpreters timing the import inside the process (`time.perf_counter`
 around the import statement), next to a bare `python -c pass`. The largest packages come from
 `python -X importtime` (self time summed per top-level package).""",
+    "startup": """\
+What a user waits for: the wall time from starting `python` to its exit, for each command in a
+fresh interpreter (bench/import_time.py's measurement, after one unmeasured run that warms the
+file cache and the `.pyc` files), the best and the median of N runs; the best is the least
+disturbed by other processes, and the target is judged on it. Each system's interpreter is
+the one of its venv (same Python), so its bare start is shown too. `import legato` loads the
+public names on first use (PEP 562); `from legato import App` is what defining a workflow
+imports. `import dbos` is also what defining a DBOS workflow needs (`from dbos import DBOS`);
+`import langgraph` is a namespace package, so the functional API (`from langgraph.func import
+entrypoint, task`) and that plus the SQLite checkpointer that makes it durable are shown.""",
 }
 
 
@@ -124,7 +156,14 @@ def fmt(workload: str, value: float) -> str:
         return f"{_num(value)} steps/s"
     if workload == "parked":
         return f"{value / MB:.1f} MB"
+    if workload == "startup":
+        return f"{value * 1000:.0f} ms"
     return f"{value:.3f} s"
+
+
+def short(title: str) -> str:
+    """A title without its number ("1b. One workflow ..." -> "One workflow ...")."""
+    return title.split(". ", 1)[-1]
 
 
 def _spread(case: Case) -> str:
@@ -204,12 +243,12 @@ def _of(cases: list[Case], workload: str) -> list[Case]:
     return [c for c in cases if c.workload == workload]
 
 
-def _section_seq(cases: list[Case]) -> list[str]:
-    normal = _find(cases, "seq", "legato", "durability=normal")
-    full = _find(cases, "seq", "legato", "durability=full")
+def _section_seq(cases: list[Case], workload: str = "seq") -> list[str]:
+    normal = _find(cases, workload, "legato", "durability=normal")
+    full = _find(cases, workload, "legato", "durability=full")
     rows = [
         [c.system, c.label, _value(c), _spread(c), _ratio(c, normal), _ratio(c, full)]
-        for c in _of(cases, "seq")
+        for c in _of(cases, workload)
     ]
     header = (
         "system | configuration | median | range | legato normal faster by | legato full faster by"
@@ -291,6 +330,72 @@ def _section_imports(cases: list[Case]) -> list[str]:
     return _table("system | import | import time | bare interpreter | largest packages (ms)", rows)
 
 
+def _section_startup(cases: list[Case]) -> list[str]:
+    rows = []
+    for c in _of(cases, "startup"):
+        m = c.median
+        if m is None:
+            rows.append([c.system, c.label, _value(c), "", "", ""])
+            continue
+        verdict = _verdict(c)
+        rows.append([c.system, f"`{m['command']}`", f"**{fmt('startup', m['best_s'])}**",
+                     fmt("startup", m["median_s"]), str(m["runs"]),
+                     f"< 150 ms: **{verdict}**" if verdict else ""])  # fmt: skip
+    return _table("system | command | best | median | fresh interpreters | target", rows)
+
+
+# The step-kind table: legato's `def` and `async def` steps at each durability, and each peer's
+# sync form beside the legato configuration it is like (same syncs and journal mode).
+STEP_PEERS = [
+    ("DBOS", "tuned", "durability=normal"),
+    ("DBOS", "default", "durability=full"),
+    ("LangGraph", "graph API", "durability=full"),
+]
+
+
+STEP_KINDS = (
+    "`def` and `async def` steps (workloads 1b and 1), same run; each peer's sync form, from 1b,"
+    " beside the legato durability it is like:"
+)
+
+
+def step_kinds(
+    cases: list[Case], backend: str = "", peers: list[tuple[str, str, str]] = STEP_PEERS
+) -> list[str]:
+    """legato's sync and async step beside the peers' sync steps, with the ratios (same run).
+
+    ``backend`` is ``""`` (SQLite) or ``"pg-"``; the peers' rows come from the sync workload."""
+    seq, sync = f"{backend}seq", f"{backend}seq-sync"
+    legato = {
+        (kind, label): _find(cases, workload, "legato", label)
+        for kind, workload in (("def", sync), ("async def", seq))
+        for label in ("durability=normal", "durability=full")
+    }
+    rows = []
+    for (kind, label), case in legato.items():
+        if case is None:
+            continue
+        step = "`def` (run in a thread)" if kind == "def" else "`async def`"
+        target = TARGETS.get(case.workload)
+        verdict = _verdict(case)
+        shown = f"{target[0].split(' per')[0]}: **{verdict}**" if target and verdict else ""
+        rows.append(["legato", step, label, _value(case), shown, "", "", ""])
+    for system, prefix, label in peers:
+        case = _find(cases, sync, system, prefix)
+        if case is None:
+            continue
+        ratios = [_ratio(case, legato[kind, label]) for kind in ("def", "async def")]
+        rows.append([system, "`def` (sync form)", case.label, _value(case), "", label,
+                     *ratios])  # fmt: skip
+    if not rows:
+        return []
+    header = (
+        "system | step | configuration | median | target | compared with legato"
+        " | legato `def` faster by | legato `async def` faster by"
+    )
+    return _table(header, rows)
+
+
 def _findings(
     cases: list[Case], backend: str = "", notes: dict[str, str] | None = None
 ) -> list[str]:
@@ -314,6 +419,13 @@ def _findings(
             )
     if backend:
         return out
+    define = _find(cases, "startup", "legato", "from legato import App")
+    if define is not None and define.median is not None:
+        out.append(
+            f"- `import legato` loads the public names on first use: `from legato import App`,"
+            f" what defining a workflow imports, takes {fmt('startup', define.median['best_s'])}"
+            " from start to exit (best)."
+        )
     hi = _find(cases, "parked", "legato", "worker --concurrency 1000")
     lo = _find(cases, "parked", "legato", "worker --concurrency 100 ")
     more = _find(cases, "parked", "legato", "worker --concurrency 1000, ")
@@ -347,7 +459,7 @@ def _side_by_side(cases: list[Case]) -> list[str]:
         other = _find(cases, workload, peer, theirs)
         if legato is None or other is None or not legato.samples or not other.samples:
             continue
-        rows.append([TITLES[workload][3:], f"{_value(legato)} ({mine})",
+        rows.append([short(TITLES[workload]), f"{_value(legato)} ({mine})",
                      f"{_value(other)} ({peer}, {other.label})", why,
                      f"**{_ratio(other, legato)}**"])  # fmt: skip
     header = "workload | legato | peer | alike because | legato better by"
@@ -438,15 +550,20 @@ def _quiet(cases: list[Case]) -> str:
 
 def _sqlite(cases: list[Case], peers: bool) -> list[str]:
     lines = ["### Summary", "", *_findings(cases), ""]
+    kinds = step_kinds(cases)
+    if kinds:
+        lines += [STEP_KINDS, "", *kinds, ""]
     if peers:
         lines += ["Like for like, same run:", "", *_side_by_side(cases), ""]
-    sections = {
-        "seq": _section_seq, "concurrent": _section_concurrent, "parked": _section_parked,
-        "restart": _section_restart, "imports": _section_imports,
+    sections: dict[str, Callable[[list[Case]], list[str]]] = {
+        "seq": _section_seq, "seq-sync": lambda c: _section_seq(c, "seq-sync"),
+        "concurrent": _section_concurrent, "parked": _section_parked,
+        "restart": _section_restart, "imports": _section_imports, "startup": _section_startup,
     }  # fmt: skip
     for workload, section in sections.items():
-        lines += [f"### {TITLES[workload]}", "", EXPLAIN[workload], "", *section(cases), ""]
-        lines += failures(cases, workload)
+        lines += [f"### {TITLES[workload]}", "", EXPLAIN[workload], ""]
+        lines += section(cases) if _of(cases, workload) else ["Not measured in this run."]
+        lines += ["", *failures(cases, workload)]
     return lines
 
 
@@ -462,7 +579,7 @@ def failures(cases: list[Case], workload: str) -> list[str]:
 def _all_samples(cases: list[Case]) -> list[str]:
     rows = []
     for case in cases:
-        if case.workload == "imports" or not case.samples:
+        if case.workload in ("imports", "startup") or not case.samples:
             continue
         key, _ = KEY[case.workload]
         values = [s[key] for s in case.samples]

@@ -10,6 +10,7 @@ from report import (
     NORMAL,
     OFF,
     ON,
+    STEP_KINDS,
     TITLES,
     _find,
     _findings,
@@ -20,6 +21,8 @@ from report import (
     _value,
     failures,
     fmt,
+    short,
+    step_kinds,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +43,11 @@ fenced on the run's owner (the shape of legato's journal write) or legato's own 
 single-row upsert, which also takes a share lock on the run's row). "legato above this floor"
 compares a floor with legato at the same `synchronous_commit` for its journal: `off` with
 `durability=normal`, `on` with `durability=full`.""",
+    "pg-seq-sync": """\
+Workload 1 with legato's step a plain `def`, run in a thread of legato's pool (the workflow
+stays `async def`), beside the peers' sync form measured in this workload's own rounds: DBOS a
+`@DBOS.step()` on a `def` function inside a `def` workflow, called directly; LangGraph a `def`
+node run by the sync `invoke` with PostgresSaver. Same settings as workload 1.""",
     "pg-serial": """\
 100 runs of 10 steps each, one after another in one process (legato: `app.run` per run; DBOS: a
 direct workflow call per run; LangGraph: one `invoke` per thread); the figure is the time per
@@ -97,19 +105,24 @@ def render_postgres(cases: list[Case], info: dict[str, Any]) -> list[str]:
         *_scaleout_finding(cases),
         "",
     ]
+    kinds = step_kinds(cases, "pg-", STEP_PEERS)
+    if kinds:
+        lines += [STEP_KINDS, "", *kinds, ""]
     side = _side_by_side(cases)
     if side:
         lines += ["Like for like, same run:", ""]
         lines += [*side, ""]
     sections = {
         "pg-seq": _section_seq,
+        "pg-seq-sync": _section_seq_sync,
         "pg-serial": _section_serial,
         "pg-concurrent": _section_concurrent,
         "pg-scaleout": _section_scaleout,
     }
     for workload, section in sections.items():
-        lines += [f"### {TITLES[workload]}", "", EXPLAIN[workload], "", *section(cases), ""]
-        lines += failures(cases, workload)
+        lines += [f"### {TITLES[workload]}", "", EXPLAIN[workload], ""]
+        lines += section(cases) if _of(cases, workload) else ["Not measured in this run."]
+        lines += ["", *failures(cases, workload)]
     return lines
 
 
@@ -200,6 +213,21 @@ def _section_seq(cases: list[Case]) -> list[str]:
         "system | configuration | median | range | client CPU/step | server CPU/step"
         " | write transactions/step | WAL bytes/step | legato normal faster by"
         " | legato full faster by | legato above this floor"
+    )
+    return _table(header, rows)
+
+
+def _section_seq_sync(cases: list[Case]) -> list[str]:
+    normal, full = _legato(cases, "pg-seq-sync"), _legato(cases, "pg-seq-sync", FULL)
+    rows = [
+        [c.system, _label(c), _value(c), _spread(c), *_costs(c.median), _ratio(c, normal),
+         _ratio(c, full)]
+        for c in _of(cases, "pg-seq-sync")
+    ]  # fmt: skip
+    header = (
+        "system | configuration | median | range | client CPU/step | server CPU/step"
+        " | write transactions/step | WAL bytes/step | legato normal faster by"
+        " | legato full faster by"
     )
     return _table(header, rows)
 
@@ -474,13 +502,22 @@ PAIRS = [
 ]
 
 
+# The peers of the PostgreSQL step-kind table, each beside the legato configuration it is like.
+STEP_PEERS = [
+    ("DBOS", f"default, {OFF}", NORMAL),
+    ("DBOS", "default (", FULL),
+    ("LangGraph", f"graph API, PostgresSaver, durability=sync, {OFF}", NORMAL),
+    ("LangGraph", "graph API, PostgresSaver, durability=sync", FULL),
+]
+
+
 def _side_by_side(cases: list[Case]) -> list[str]:
     rows = []
     for workload, mine, peer, theirs, why in PAIRS:
         legato, other = _legato(cases, workload, mine), _find(cases, workload, peer, theirs)
         if legato is None or other is None or not legato.samples or not other.samples:
             continue
-        rows.append([TITLES[workload][3:], f"{_value(legato)} ({mine})",
+        rows.append([short(TITLES[workload]), f"{_value(legato)} ({mine})",
                      f"{_value(other)} ({peer}, {_label(other)})", why,
                      f"**{_ratio(other, legato)}**"])  # fmt: skip
     header = "workload | legato | peer | alike because | legato better by"

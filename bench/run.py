@@ -1,6 +1,6 @@
 """Run every benchmark workload for legato and its peers, print the figures, write the report.
 
-    make bench                          # full run (about 12 min), rewrites docs/benchmarks.md
+    make bench                          # full run (about 15 min), rewrites docs/benchmarks.md
     .venv/bin/python bench/run.py --quick      # smaller smoke run, 1 repetition, no report
     .venv/bin/python bench/run.py --no-peers   # legato only
     .venv/bin/python bench/run.py --only postgres   # one backend (no report unless --write)
@@ -148,7 +148,7 @@ def _programs() -> dict[str, list[str]]:
 
 def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
     steps, runs, parked, parked_peer = (200, 200, 2000, 300) if quick else (1000, 1000, 10000, 2000)
-    n, r = f"--steps {steps}", f"--runs {runs}"
+    n, r, k = f"--steps {steps}", f"--runs {runs}", f"--runs {3 if quick else 10}"
     # workload, system, configuration, arguments of the system's workload script
     table = [
         ("seq", "legato", "durability=normal", f"seq {n}"),
@@ -159,6 +159,12 @@ def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
         ("seq", "LangGraph", "functional API, durability=sync", f"seq {n} --api functional"),
         ("seq", "SQLite", "floor: 1 upsert + commit, WAL, NORMAL", f"seq {n}"),
         ("seq", "SQLite", "floor: 1 upsert + commit, WAL, FULL", f"seq {n} --synchronous FULL"),
+        ("seq-sync", "legato", "durability=normal", f"seq {n} --step sync"),
+        ("seq-sync", "legato", "durability=full", f"seq {n} --step sync --durability full"),
+        ("seq-sync", "DBOS", "default (rollback journal, FULL)", f"seq {n}"),
+        ("seq-sync", "DBOS", "tuned (WAL, NORMAL)", f"seq {n} --tuned"),
+        ("seq-sync", "LangGraph", "graph API, durability=sync", f"seq {n}"),
+        ("seq-sync", "LangGraph", "functional API, durability=sync", f"seq {n} --api functional"),
         ("concurrent", "legato", "durability=normal", f"concurrent {r}"),
         ("concurrent", "legato", "durability=full", f"concurrent {r} --durability full"),
         ("concurrent", "DBOS", "default, a thread per workflow", f"concurrent {r} --mode threads"),
@@ -181,11 +187,24 @@ def _sqlite_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
         ("imports", "legato", "import legato, legato.cli.main", "imports"),
         ("imports", "DBOS", "import dbos", "imports"),
         ("imports", "LangGraph", "import langgraph.graph, langgraph.checkpoint.sqlite", "imports"),
+        ("startup", "legato", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "legato", "import legato", f"startup --command import {k}"),
+        ("startup", "legato", "legato --help", f"startup --command help {k}"),
+        ("startup", "legato", "from legato import App", f"startup --command define {k}"),
+        ("startup", "DBOS", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "DBOS", "import dbos", f"startup --command import {k}"),
+        ("startup", "LangGraph", "python (bare start)", f"startup --command bare {k}"),
+        ("startup", "LangGraph", "import langgraph", f"startup --command import {k}"),
+        ("startup", "LangGraph", "functional API", f"startup --command define {k}"),
+        ("startup", "LangGraph", "functional API + SQLite checkpointer",
+         f"startup --command durable {k}"),
     ]  # fmt: skip
     programs = _programs()
+    # One repetition of the start-up cases: each measures `k` fresh interpreters itself.
+    once = ("imports", "startup")
     return [
         Case(workload, system, label, [*programs[system], *arguments.split()],
-             1 if workload == "imports" or "twice" in label else repeats)
+             1 if workload in once or "twice" in label else repeats)
         for workload, system, label, arguments in table
         if peers or system in ("legato", "SQLite")
     ]  # fmt: skip
@@ -211,6 +230,14 @@ def _postgres_cases(quick: bool, peers: bool, repeats: int) -> list[Case]:
          f"seq {n} --statement legato", None),
         ("pg-seq", "PostgreSQL", f"floor: legato's statement, {OFF}",
          f"seq {n} --statement legato", "off"),
+        ("pg-seq-sync", "legato", NORMAL, f"seq {n} --step sync", None),
+        ("pg-seq-sync", "legato", FULL, f"seq {n} --step sync --durability full", None),
+        ("pg-seq-sync", "DBOS", "default (psycopg, SQLAlchemy pool)", f"seq {n}", None),
+        ("pg-seq-sync", "DBOS", f"default, {OFF}", f"seq {n}", "off"),
+        ("pg-seq-sync", "LangGraph", "graph API, PostgresSaver, durability=sync", f"seq {n}",
+         None),
+        ("pg-seq-sync", "LangGraph", f"graph API, PostgresSaver, durability=sync, {OFF}",
+         f"seq {n}", "off"),
         ("pg-serial", "legato", NORMAL, f"serial {s}", None),
         ("pg-serial", "legato", FULL, f"serial {s} --durability full", None),
         ("pg-serial", "DBOS", "default, direct calls", f"serial {s}", None),

@@ -276,6 +276,18 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
     return {**import_seconds(sys.executable, "dbos"), "top": import_top(sys.executable, "dbos")}
 
 
+# What ``startup --command NAME`` times (python's arguments): ``import dbos`` is also what
+# defining a workflow needs (``from dbos import DBOS``).
+STARTUP = {"bare": ["-c", "pass"], "import": ["-c", "import dbos"]}
+
+
+def startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Start to exit of a fresh interpreter running one command (best and median of --runs)."""
+    from import_time import measure
+
+    return measure(sys.executable, STARTUP[args.command], args.runs)
+
+
 WORKLOADS = {
     "seq": seq,
     "concurrent": concurrent,
@@ -283,6 +295,7 @@ WORKLOADS = {
     "restart": restart,
     "imports": imports,
     "serial": serial,
+    "startup": startup,
 }
 
 
@@ -297,6 +310,7 @@ def main() -> None:
     parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--mode", choices=["async", "threads"], default="async")
     parser.add_argument("--phase", choices=["start", "recover"], default="start")
+    parser.add_argument("--command", choices=sorted(STARTUP), default="import", help="startup")
     args = parser.parse_args()
     args.db = args.db.resolve()
     if args.workload == "restart-child":

@@ -349,6 +349,24 @@ def imports(args: argparse.Namespace) -> dict[str, Any]:
     return {**import_seconds(sys.executable, module), "top": import_top(sys.executable, module)}
 
 
+# What ``startup --command NAME`` times (python's arguments): the package, what defining a
+# functional-API workflow needs, and that plus the SQLite checkpointer that makes it durable.
+DEFINE = "from langgraph.func import entrypoint, task"
+STARTUP = {
+    "bare": ["-c", "pass"],
+    "import": ["-c", "import langgraph"],
+    "define": ["-c", DEFINE],
+    "durable": ["-c", f"{DEFINE}; from langgraph.checkpoint.sqlite import SqliteSaver"],
+}
+
+
+def startup(args: argparse.Namespace) -> dict[str, Any]:
+    """Start to exit of a fresh interpreter running one command (best and median of --runs)."""
+    from import_time import measure
+
+    return measure(sys.executable, STARTUP[args.command], args.runs)
+
+
 WORKLOADS = {
     "seq": seq,
     "concurrent": concurrent,
@@ -356,6 +374,7 @@ WORKLOADS = {
     "restart": restart,
     "imports": imports,
     "serial": serial,
+    "startup": startup,
 }
 
 
@@ -370,6 +389,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--phase", choices=["start", "recover"], default="start")
+    parser.add_argument("--command", choices=sorted(STARTUP), default="import", help="startup")
     args = parser.parse_args()
     args.db = args.db.resolve()
     if args.workload == "restart-child":
