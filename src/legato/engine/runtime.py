@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,16 +53,9 @@ class Durable(Protocol):
         self, name: str, timeout: float | None, kind: Any = None
     ) -> Awaitable[Any]: ...
 
-    def approval(
-        self,
-        name: str,
-        data: Any,
-        *,
-        prompt: str | None,
-        assignees: Sequence[str],
-        timeout: float | None,
-        on_timeout: str,
-    ) -> Awaitable[Decision[Any]]: ...
+    def approval(self, name: str, data: Any, **asked: Any) -> Awaitable[Decision[Any]]:
+        """``ctx.approval``: its options are typed where users see them, on Context."""
+        ...
 
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any: ...
 

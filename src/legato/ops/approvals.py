@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from legato import serde
@@ -13,13 +14,13 @@ from legato.errors import ConfigurationError, UnknownApproval
 from legato.store.base import APPROVAL_STATUSES, ApprovalRecord, Store, redact_url
 
 
+@dataclass(eq=False)
 class ApprovalOps:
     """``ops.approvals``: decisions are validated, audited and applied atomically by the store."""
 
-    def __init__(self, store: Store, clock: Clock, payload_limit: int | None) -> None:
-        self.store = store
-        self.clock = clock
-        self.payload_limit = payload_limit
+    store: Store
+    clock: Clock
+    payload_limit: int | None
 
     async def list(
         self, status: str | None = "pending", run_id: str | None = None, limit: int = 100

@@ -27,11 +27,11 @@ class AuditCheck:
         return self.bad_seq is None
 
 
+@dataclass(eq=False)
 class AuditOps:
     """``ops.audit``: read and verify the audit log."""
 
-    def __init__(self, store: AuditStore) -> None:
-        self.store = store
+    store: AuditStore
 
     async def list(
         self, *, run_id: str | None = None, limit: int = 1000

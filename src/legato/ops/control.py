@@ -44,12 +44,12 @@ class Pause:
     paused_at: datetime
 
 
+@dataclass(eq=False)
 class ControlOps:
     """``ops.control``: autonomy and pause operations."""
 
-    def __init__(self, store: ControlStore, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
+    store: ControlStore
+    clock: Clock
 
     async def set_autonomy(self, actor: str, level: int, *, by: str, reason: str) -> None:
         if not actor:

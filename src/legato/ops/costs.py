@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from legato.clock import Clock
@@ -11,12 +12,12 @@ from legato.store.usage import GROUP_COLUMNS, GroupBy, UsageTotals
 from legato.timestamps import format_timestamp
 
 
+@dataclass(eq=False)
 class CostOps:
     """``ops.costs``: usage and cost rolled up from the usage rows."""
 
-    def __init__(self, store: UsageStore, clock: Clock) -> None:
-        self.store = store
-        self.clock = clock
+    store: UsageStore
+    clock: Clock
 
     async def rollup(
         self, *, by: str = "workflow", since: timedelta | None = None, workflow: str | None = None

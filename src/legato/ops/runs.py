@@ -43,13 +43,13 @@ class Timeline:
     entries: builtins.list[TimelineEntry]
 
 
+@dataclass(eq=False)
 class RunOps:
     """``ops.runs``: what front ends may do to runs."""
 
-    def __init__(self, store: Store, clock: Clock, payload_limit: int | None) -> None:
-        self.store = store
-        self.clock = clock
-        self.payload_limit = payload_limit
+    store: Store
+    clock: Clock
+    payload_limit: int | None
 
     async def start(
         self,
