@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -59,18 +58,15 @@ class RunHandle(Generic[R]):
         """
         if isinstance(timeout, timedelta):
             timeout = timeout.total_seconds()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        delay = 0.005
-        while True:
-            run = await self.describe_async()
-            if run.status in TERMINAL:
-                return self._outcome(run)
-            if deadline is not None and loop.time() >= deadline:
-                raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {timeout:g}s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, 0.25)
+        ops = await self.app.ops_async()
+        # Returns when the run ends (PostgreSQL tells whoever waits; SQLite polls, and hears
+        # at once of ends in this process), or when the timeout has passed.
+        run = await ops.store.wait_for_end(self.run_id, timeout)
+        if run is None:
+            run = await ops.get_run(self.run_id)  # raises UnknownRun with the usual message
+        if run.status in TERMINAL:
+            return self._outcome(run)
+        raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {timeout:g}s")
 
     def result(self, timeout: timedelta | float | None = None) -> R:
         """Wait for the run to end; return its result or raise RunFailed / RunCancelled."""

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from legato.errors import ConfigurationError, RunConflict, StoreError
 from legato.store.base import (
     TERMINAL,
+    Claim,
     Entry,
     RunRecord,
     Wait,
@@ -33,6 +34,7 @@ from legato.store.migrations import (
     apply_sqlite_migrations,
     check_legato_file,
 )
+from legato.store.run_ends import LocalEnds
 from legato.store.sqlite_common import (
     _ENTRY_COLS,
     _OWNS,
@@ -83,6 +85,7 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
         self._path = path
         self._writes = GroupCommit(conn, f"database {url}")
         self._checkpointer: _Checkpointer | None = None
+        self._ends = LocalEnds()
 
     @classmethod
     def open(
@@ -227,11 +230,13 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
         return out
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
+        ended: list[str] = []
+
         def op(conn: sqlite3.Connection) -> RunRecord:
             run = _require_run(conn, run_id, self.url)
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            conn.execute(
+            cancelled = conn.execute(
                 """
                 WITH RECURSIVE tree(id) AS (
                     SELECT ?
@@ -241,9 +246,11 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
                 UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,
                     waiting_on = NULL, finished_at = ?, updated_at = ?
                 WHERE run_id IN tree AND status NOT IN ('completed', 'failed', 'cancelled')
+                RETURNING run_id
                 """,
                 (run_id, now, now),
-            )
+            ).fetchall()
+            ended.extend(r[0] for r in cancelled)
             conn.execute(
                 """
                 WITH RECURSIVE tree(id) AS (
@@ -260,6 +267,7 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             return _require_run(conn, run_id)
 
         result: RunRecord = await self._write(op)
+        self._ends.announce(ended)
         return result
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
@@ -318,6 +326,48 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             return [_run(r) for r in rows]
 
         result: list[RunRecord] = await self._write(op)
+        return result
+
+    async def claim_next(
+        self, worker_id: str, workflows: Sequence[str], now: float, lease: float, limit: int
+    ) -> Claim:
+        if not workflows:
+            return Claim([], {}, None)
+        active = f"workflow IN ({_in(workflows)}) AND workflow NOT IN (SELECT workflow FROM paused)"
+
+        def op(conn: sqlite3.Connection) -> Claim:
+            runs = [
+                _run(r)
+                for r in conn.execute(
+                    f"""
+                    UPDATE runs SET status = 'running', owner = ?, wake_at = ?,
+                        waiting_on = NULL, updated_at = ?
+                    WHERE run_id IN (
+                        SELECT run_id FROM runs WHERE wake_at <= ? AND {active}
+                        ORDER BY wake_at LIMIT ?
+                    )
+                    RETURNING {_RUN_COLS}
+                    """,
+                    (worker_id, now + lease, now, now, *workflows, max(limit, 0)),
+                ).fetchall()
+            ]
+            journals: dict[str, list[Entry]] = {r.run_id: [] for r in runs}
+            if runs:
+                for e in conn.execute(
+                    f"SELECT {_ENTRY_COLS} FROM entries WHERE run_id IN ({_in(runs)})"
+                    " ORDER BY run_id, seq",
+                    [r.run_id for r in runs],
+                ):
+                    journals[e[0]].append(Entry(*e))
+            claimed = [r.run_id for r in runs]
+            (next_wake,) = conn.execute(
+                f"SELECT MIN(wake_at) FROM runs WHERE wake_at IS NOT NULL AND {active}"
+                f" AND run_id NOT IN ({_in(claimed)})",
+                (*workflows, *claimed),
+            ).fetchone()
+            return Claim(runs, journals, None if next_wake is None else float(next_wake))
+
+        result: Claim = await self._write(op)
         return result
 
     async def heartbeat(
@@ -484,6 +534,8 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             return True
 
         done: bool = await self._write(op)
+        if done:
+            self._ends.announce([run_id])
         return done
 
     # workers ----------------------------------------------------------------------------
@@ -520,6 +572,13 @@ class SQLiteStore(SQLiteSupervision, SQLiteUsage):
             " ORDER BY started_at"
         )
         return [WorkerRecord(*r) for r in rows]
+
+    async def disconnected_workers(self) -> list[str] | None:
+        """SQLite cannot tell: its workers share one host and judge each other by pid."""
+        return None
+
+    async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
+        return await self._ends.wait(run_id, self.get_run, timeout)
 
 
 class _Checkpointer(threading.Thread):
