@@ -117,12 +117,21 @@ def make_app(db_url: str) -> Iterator[Callable[..., legato.App]]:
 class WorkerProcess:
     """A real `legato worker` process; killed (SIGKILL) or stopped (SIGTERM) by tests."""
 
-    def __init__(self, target: str, db_url: str, workdir: Path, *args: str) -> None:
+    def __init__(
+        self,
+        target: str,
+        db_url: str,
+        workdir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        new_session: bool = False,
+    ) -> None:
         env = dict(
             os.environ,
             LEGATO_DATABASE_URL=db_url,
             LEGATO_TEST_DIR=str(workdir),
             PYTHONPATH=str(ROOT),
+            **(env or {}),
         )
         self.log = open(workdir / f"worker-{time.monotonic_ns()}.log", "w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -131,6 +140,7 @@ class WorkerProcess:
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,  # its own process group, as on another machine
         )
 
     @property
@@ -162,8 +172,8 @@ class WorkerProcess:
 def spawn_worker(db_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def spawn(target: str, *args: str) -> WorkerProcess:
-        w = WorkerProcess(target, db_url, tmp_path, *args)
+    def spawn(target: str, *args: str, **options: Any) -> WorkerProcess:
+        w = WorkerProcess(target, db_url, tmp_path, *args, **options)
         workers.append(w)
         return w
 

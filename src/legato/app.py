@@ -43,7 +43,7 @@ from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.store.usage import UsageTotals
 from legato.sync import Portal, blocking, run_coroutine
-from legato.worker import Worker
+from legato.worker import Worker, wait_for_database
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -450,8 +450,10 @@ class App:
     async def worker_async(
         self, *, concurrency: int = 100, stop: asyncio.Event | None = None, **options: Any
     ) -> None:
-        """Claim and execute runs until ``stop`` is set (or the task is cancelled)."""
-        await self._work(stop=stop, concurrency=concurrency, **options)
+        """Claim and execute runs until ``stop`` is set (or the task is cancelled). A database
+        that is unreachable, at the start or later, is waited for (and logged), not fatal."""
+        if await wait_for_database(self._rt, stop) is not None:
+            await self._work(stop=stop, concurrency=concurrency, **options)
 
     def worker(self, *, concurrency: int = 100, **options: Any) -> None:
         """Claim and execute runs until SIGINT or SIGTERM, then stop gracefully."""

@@ -34,6 +34,12 @@ class StoreError(LegatoError):
     code = "store"
 
 
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached now (down, restarting, unreachable); it may come back."""
+
+    code = "database_unavailable"
+
+
 class SerializationError(LegatoError):
     """A value cannot be stored as JSON (legato never pickles)."""
 

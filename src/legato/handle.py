@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -55,18 +54,15 @@ class RunHandle(Generic[R]):
         ``app.run_until_idle``. ``timeout`` (seconds) raises :class:`legato.ResultTimeout`.
         """
         seconds = None if timeout is None else to_seconds(timeout, "result timeout")
-        loop = asyncio.get_running_loop()
-        deadline = None if seconds is None else loop.time() + seconds
-        delay = 0.005
-        while True:
-            run = await self.describe_async()
-            if run.status in TERMINAL:
-                return self._outcome(run)
-            if deadline is not None and loop.time() >= deadline:
-                raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {seconds:g}s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - loop.time()))
-            await asyncio.sleep(pause)
-            delay = min(delay * 2, 0.25)
+        ops = await self.app.ops_async()
+        # Returns when the run ends (PostgreSQL tells whoever waits; SQLite polls, and hears
+        # at once of ends in this process), or when the timeout has passed.
+        run = await ops.store.wait_for_end(self.run_id, seconds)
+        if run is None:
+            run = await ops.runs.get(self.run_id)  # raises UnknownRun with the usual message
+        if run.status in TERMINAL:
+            return self._outcome(run)
+        raise ResultTimeout(f"run {self.run_id!r} is still {run.status} after {seconds:g}s")
 
     describe = blocking(describe_async)
     timeline = blocking(timeline_async)

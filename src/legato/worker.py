@@ -1,9 +1,18 @@
 """Workers: claim runnable runs with a lease, drive them, keep leases alive, recover the dead.
 
 A run is claimable when its ``wake_at`` has passed: new runs at once, parked runs when their
-timer fires or an event arrives, and running runs when their owner's lease has expired. A
-worker that finds another worker of the same host whose process is gone releases that worker's
-runs at once instead of waiting for the lease, so a restart after a crash resumes immediately.
+timer fires or an event arrives, and running runs when their owner's lease has expired.
+
+Every ``CHECK_INTERVAL`` a worker looks for workers that are gone and frees their runs at once
+instead of waiting for their leases: those the database knows are gone (PostgreSQL: the dead
+process's session ended, on any machine; see ``Store.disconnected_workers``), those of its own
+host whose process no longer exists, and those silent for ten leases. A restart after a crash
+therefore resumes at once, and a survivor takes over a dead worker's runs within about a
+second. Leases remain the fallback for a machine that vanished with its connections open.
+
+A worker outlives database outages: it waits for the database to come back (and says so in
+its log), whether it was started while the database was away (``wait_for_database``) or lost
+it later.
 """
 
 from __future__ import annotations
@@ -16,12 +25,12 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.engine.execution import Execution, Outcome
-from legato.errors import ConfigurationError, StoreError
+from legato.errors import ConfigurationError, DatabaseUnavailable, StoreError
 
 if TYPE_CHECKING:
     from legato.ai.registry import Models
@@ -29,7 +38,13 @@ if TYPE_CHECKING:
 from legato.store.base import Entry, RunRecord, Store, Wait, WorkerRecord
 
 log = logging.getLogger("legato.worker")
+T = TypeVar("T")
 _INTERNAL_RETRY = 5.0  # seconds before a run that hit an unexpected error is tried again
+CHECK_INTERVAL = 0.2  # seconds between looks for dead workers
+_PID_CHECK = 1.0  # ... by pid and silence, where the database can tell by sessions
+_PAUSED_CHECK = 1.0  # seconds between reads of the paused workflows (sooner when notified)
+_MAX_BACKOFF = 5.0  # seconds between attempts while the database is away
+_DEREGISTER_TIMEOUT = 5.0  # at shutdown; runs not freed by then come back with their leases
 
 
 def pid_alive(pid: int) -> bool:
@@ -50,12 +65,41 @@ def pid_alive(pid: int) -> bool:
 
 def host_identity() -> str:
     """The host name plus the PID namespace: pids are comparable only within one namespace
-    (two containers may share a host name but never a namespace)."""
+    (two containers may share a host name but never a namespace). ``LEGATO_HOST_IDENTITY``
+    overrides it: workers with different identities never judge each other by pid."""
+    override = os.environ.get("LEGATO_HOST_IDENTITY")
+    if override:
+        return override
     name = socket.gethostname()
     try:
         return f"{name}#pidns{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
         return name
+
+
+async def wait_for_database(
+    connect: Callable[[], Awaitable[T]], stop: asyncio.Event | None = None
+) -> T | None:
+    """``await connect()`` until the database answers; None if ``stop`` is set first.
+
+    For long-running workers: a database that is down or restarting when the worker starts
+    is waited for, with backoff up to 5 s and a warning per attempt. Other errors (a bad URL,
+    a schema that is too new) are raised at once.
+    """
+    delay = 0.1
+    while True:
+        try:
+            return await connect()
+        except DatabaseUnavailable as exc:
+            log.warning("%s; the worker keeps trying, next in %.1fs", exc, delay)
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return None
+        delay = min(delay * 2, _MAX_BACKOFF)
 
 
 class Worker:
@@ -94,7 +138,7 @@ class Worker:
         self.policy = policy
         self.models = models
         self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
-        self._paused_checked = -1.0
+        self._paused_stale = True
         self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
@@ -105,19 +149,17 @@ class Worker:
         self.executions: dict[str, Execution] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._look = True  # whether exit_when may have changed since it was last asked
         self.completed = 0
 
     def notify(self) -> None:
         """Look for work now, and at what is paused (called on this worker's loop)."""
-        self._paused_checked = -1.0
+        self._paused_stale = True
         self._wake.set()
 
     async def _refresh_paused(self) -> None:
-        """At most once a second (or at once when notified): which workflows are paused."""
-        loop = asyncio.get_running_loop()
-        if loop.time() - self._paused_checked < 1.0:
-            return
-        self._paused_checked = loop.time()
+        """Which workflows are paused, for the runs held (claims skip paused ones anyway)."""
+        self._paused_stale = False
         paused = frozenset(await self.store.paused_workflows())
         if paused != self.paused:
             log.info("paused workflows: %s", ", ".join(sorted(paused)) or "none")
@@ -141,34 +183,36 @@ class Worker:
         With a time-skipping clock, an idle worker moves the clock to the next timer, but not
         past ``skip_until`` when that is given.
         """
-        now = self.clock.now()
-        await self.store.register_worker(
-            WorkerRecord(self.worker_id, self.hostname, os.getpid(), now, now)
-        )
-        await self.recover()
-        keepalive = asyncio.create_task(self._keepalive())
         stopper = asyncio.create_task(stop.wait()) if stop is not None else None
         if stopper is not None:
             stopper.add_done_callback(lambda _: self._wake.set())
         stop_listening = self.store.on_wake(self.notify)  # also re-reads what is paused
+        keepalive: asyncio.Task[None] | None = None
         backoff = 0.0
         try:
             while not (stop is not None and stop.is_set()):
                 try:
+                    if keepalive is None:  # registered before it claims anything
+                        now = self.clock.now()
+                        await self.store.register_worker(
+                            WorkerRecord(self.worker_id, self.hostname, os.getpid(), now, now)
+                        )
+                        keepalive = asyncio.create_task(self._keepalive())
                     if not await self._cycle(exit_when, exit_when_idle, skip_until):
                         break
                     backoff = 0.0
                 except StoreError as exc:  # the database is away: wait, then carry on
-                    backoff = min(max(backoff * 2, 0.1), 5.0)
+                    backoff = min(max(backoff * 2, 0.1), _MAX_BACKOFF)
                     log.warning("worker %s: %s; retrying in %.1fs", self.worker_id, exc, backoff)
                     await self._sleep(backoff)
         finally:
             if stopper is not None:
                 stopper.cancel()
             try:  # heartbeats go on through the grace period: leases must not expire under it
-                await self._shutdown()
+                await self._shutdown(registered=keepalive is not None)
             finally:
-                keepalive.cancel()
+                if keepalive is not None:
+                    keepalive.cancel()
                 stop_listening()
 
     async def _cycle(
@@ -179,17 +223,24 @@ class Worker:
     ) -> bool:
         """Claim what is runnable, then wait for more; False when it is time to stop."""
         self._wake.clear()
-        await self._refresh_paused()
-        claimed = await self._claim()
-        if exit_when is not None and await exit_when():
-            return False
-        if claimed:
-            await asyncio.sleep(0)
-            return True
-        if len(self._tasks) >= self.concurrency:  # full: a finishing run wakes us
+        if exit_when is not None and self._look:
+            self._look = False  # asked again after a wait or a run's end, not after each claim
+            if await exit_when():
+                return False
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
             return True
-        next_wake = await self.store.next_wake_at([n for n in self.names if n not in self.paused])
+        claim = await self.store.claim_next(
+            self.worker_id, self.names, self.clock.now(), self.lease, free
+        )
+        for run in claim.runs:
+            entries = claim.journals.get(run.run_id, [])
+            self._tasks[run.run_id] = asyncio.create_task(self._execute(run, entries))
+        if len(claim.runs) == free:  # there may be more: claim again once these started
+            await asyncio.sleep(0)
+            return True
+        next_wake = claim.next_wake_at
         if not self._tasks:
             if (
                 self.clock.skips_time
@@ -209,23 +260,11 @@ class Worker:
         return True
 
     async def _sleep(self, timeout: float) -> None:
+        self._look = True
         if self._wake.is_set():
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _claim(self) -> int:
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
-            return 0
-        names = [n for n in self.names if n not in self.paused]
-        runs = await self.store.claim(self.worker_id, names, self.clock.now(), self.lease, free)
-        # one query for all their journals, not one per run
-        journals = await self.store.load_journals([r.run_id for r in runs]) if runs else {}
-        for run in runs:
-            entries = journals.get(run.run_id, [])
-            self._tasks[run.run_id] = asyncio.create_task(self._execute(run, entries))
-        return len(runs)
 
     async def _execute(self, run: RunRecord, entries: list[Entry]) -> None:
         outcome: Outcome | None = None
@@ -267,43 +306,67 @@ class Worker:
         finally:
             self.executions.pop(run.run_id, None)
             self._tasks.pop(run.run_id, None)
+            self._look = True
             self._wake.set()
         log.debug("run %s: %s", run.run_id, outcome)
 
     async def _keepalive(self) -> None:
-        """Extend our leases every lease/3; look for dead workers every second."""
+        """Extend our leases every lease/3; look for dead workers every CHECK_INTERVAL; keep
+        up with what is paused. The first look is at once: a restart after a crash resumes
+        the dead worker's runs immediately."""
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.lease / 3
+        next_paused = next_pids = loop.time()
+        failing = False
         while True:
-            await asyncio.sleep(min(1.0, self.lease / 3))
             try:
                 if loop.time() >= next_beat:
                     await self.store.heartbeat(
                         self.worker_id, list(self._tasks), self.clock.now(), self.lease
                     )
                     next_beat = loop.time() + self.lease / 3
-                await self.recover()
+                if self._paused_stale or loop.time() >= next_paused:
+                    await self._refresh_paused()
+                    next_paused = loop.time() + _PAUSED_CHECK
+                by_pid = loop.time() >= next_pids
+                await self._recover(by_pid)
+                if by_pid:
+                    next_pids = loop.time() + _PID_CHECK
+                failing = False
             except Exception:  # the database may be briefly unavailable; keep trying
-                log.exception("worker %s: heartbeat failed", self.worker_id)
+                if not failing:  # once per outage, not every CHECK_INTERVAL
+                    log.exception("worker %s: heartbeat failed", self.worker_id)
+                failing = True
+            await asyncio.sleep(CHECK_INTERVAL)
 
     async def recover(self) -> int:
         """Release the runs of workers that are gone; return how many workers were gone."""
+        return await self._recover(by_pid=True)
+
+    async def _recover(self, by_pid: bool) -> int:
+        """Free the runs of workers that are gone: those the database says are disconnected;
+        and those of this host whose process is gone, or silent for 10 leases (looked for
+        when ``by_pid``, and at every call where the database cannot tell by sessions)."""
         now = self.clock.now()
-        gone = 0
-        for worker in await self.store.list_workers():
-            if worker.worker_id == self.worker_id:
-                continue
-            same_host_dead = worker.hostname == self.hostname and not pid_alive(worker.pid)
-            silent = now - worker.heartbeat_at > 10 * self.lease
-            if same_host_dead or silent:
-                log.info("worker %s is gone; its runs are claimable now", worker.worker_id)
-                await self.store.deregister_worker(worker.worker_id, now)
-                gone += 1
+        disconnected = await self.store.disconnected_workers()
+        gone: dict[str, str] = {w: "its database session ended" for w in disconnected or ()}
+        if by_pid or disconnected is None:
+            for worker in await self.store.list_workers():
+                if worker.worker_id == self.worker_id or worker.worker_id in gone:
+                    continue
+                if worker.hostname == self.hostname and not pid_alive(worker.pid):
+                    gone[worker.worker_id] = f"its process {worker.pid} is gone"
+                elif now - worker.heartbeat_at > 10 * self.lease:
+                    gone[worker.worker_id] = f"silent for {now - worker.heartbeat_at:.0f}s"
+        gone.pop(self.worker_id, None)
+        for worker_id, why in gone.items():
+            log.info("worker %s is gone (%s); its runs are claimable now", worker_id, why)
+            await self.store.deregister_worker(worker_id, now)
         if gone:
             self._wake.set()
-        return gone
+        return len(gone)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, registered: bool = True) -> None:
         for execution in list(self.executions.values()):
             execution.stop()
         if self._tasks:
@@ -313,7 +376,11 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
         # Runs still leased to us (hard-cancelled ones) become claimable at once.
         try:
-            await self.store.deregister_worker(self.worker_id, self.clock.now())
-        except StoreError as exc:  # they become claimable when their leases expire
-            log.warning("worker %s could not deregister: %s", self.worker_id, exc)
+            if registered:
+                await asyncio.wait_for(
+                    self.store.deregister_worker(self.worker_id, self.clock.now()),
+                    _DEREGISTER_TIMEOUT,
+                )
+        except (StoreError, TimeoutError) as exc:  # then they come back when leases expire
+            log.warning("worker %s could not deregister: %s", self.worker_id, exc or "timeout")
         self.executor.shutdown(wait=False, cancel_futures=True)

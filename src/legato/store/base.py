@@ -29,6 +29,7 @@ from legato.store.records import (
     ApprovalRecord,
     AuditEvent,
     AuditRecord,
+    Claim,
     Entry,
     EntryStatus,
     RunEnd,
@@ -73,6 +74,12 @@ class RunStore(Protocol):
 
     async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
         """Buffer an event for a run that has not finished; wake it if it waits."""
+
+    async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
+        """The run once it has ended (completed, failed, cancelled), or as it is when
+        ``timeout`` seconds have passed; None when there is no such run. Returns as soon as the
+        run ends where the backend can be told (PostgreSQL: a NOTIFY sent only when someone
+        waits; SQLite: an end in this process), and by polling otherwise."""
 
     async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
         """Remove runs that finished before ``before`` with their journals and events.
@@ -122,6 +129,13 @@ class WorkerStore(Protocol):
     ) -> list[RunRecord]:
         """Take up to ``limit`` runnable runs of ``workflows`` and lease them to the worker."""
 
+    async def claim_next(
+        self, worker_id: str, workflows: Sequence[str], now: float, lease: float, limit: int
+    ) -> Claim:
+        """What a worker's claim loop needs, in one round trip: up to ``limit`` runnable runs of
+        ``workflows`` leased to the worker, their journals, and ``next_wake_at`` of the rest.
+        Runs of paused workflows are neither claimed nor counted for ``next_wake_at``."""
+
     async def heartbeat(
         self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
     ) -> None:
@@ -145,6 +159,17 @@ class WorkerStore(Protocol):
         """Remove the worker and make every run it held claimable at once."""
 
     async def list_workers(self) -> list[WorkerRecord]: ...
+
+    async def disconnected_workers(self) -> list[str] | None:
+        """Registered workers that the database itself knows are gone: their process ended, and
+        the database session that stood for them with it, on whatever machine they ran.
+
+        PostgreSQL ties each worker registered through a store to a session advisory lock
+        held by that store's process; a lock that nobody holds means its worker is gone.
+        ``None`` where the backend cannot tell (SQLite: there, workers judge each other by
+        process id on their one host, and by leases). ``[]`` while the answer is not reliable
+        (just reconnected after an outage, when others may be reconnecting too).
+        """
 
 
 class SupervisionStore(Protocol):
@@ -291,6 +316,7 @@ __all__ = [
     "ApprovalRecord",
     "AuditEvent",
     "AuditRecord",
+    "Claim",
     "AuditStore",
     "ControlStore",
     "Entry",

@@ -48,6 +48,10 @@ class Tx(Protocol):
     async def lock_audit(self) -> None:
         """Hold the audit chain until commit: one writer appends (and counts throttles)."""
 
+    async def runs_ended(self, run_ids: Sequence[str]) -> None:
+        """Tell whoever waits for these runs' results (``Store.wait_for_end``) that they
+        ended, once this commits."""
+
 
 Work = Callable[[Tx], Coroutine[Any, Any, T]]
 

@@ -133,7 +133,10 @@ class SQLJournal(Dialect):
         params = (status, result, now, now, run_id, owner)
 
         async def alone(tx: Tx) -> bool:  # a run without a parent to wake: one statement
-            return await tx.one(f"{ends} AND parent_run_id IS NULL RETURNING 1", params) is not None
+            if await tx.one(f"{ends} AND parent_run_id IS NULL RETURNING 1", params) is None:
+                return False
+            await tx.runs_ended([run_id])  # (after the end: see Store.wait_for_end)
+            return True
 
         async def child(tx: Tx) -> bool:
             row = await tx.one(
@@ -147,6 +150,7 @@ class SQLJournal(Dialect):
             if await tx.execute(ends, params) != 1:
                 return False
             await wake_parent(tx, row[0], now)
+            await tx.runs_ended([run_id])
             return True
 
         if await self._transact(alone, after=run_id, one_statement=True):

@@ -6,6 +6,8 @@
   run's owner), so a thousand concurrent runs cost a handful of round trips; a write alone (a
   run stepping by itself) is a plain single-row upsert with the same fence.
 - ``LISTEN``/``NOTIFY`` wakes workers when a run becomes claimable; polling stays as a fallback.
+  One long-lived session per process listens, and holds an advisory lock per registered worker
+  so that a dead worker's runs are taken over at once on any machine (``postgres_session``).
 - When the database goes away (restart, failover), operations retry with backoff for
   ``reconnect_timeout`` seconds; the journal's writes are idempotent, so a retried batch whose
   first commit did land changes nothing.
@@ -27,16 +29,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from legato.errors import LegatoError, StoreError
+from legato.errors import DatabaseUnavailable, LegatoError, StoreError
 from legato.store.dialect import Tx, Work, redact_url
 from legato.store.journal import ENTRY_UPSERT
 from legato.store.migrations import check_version, migrations
+from legato.store.postgres_session import (
+    DISCONNECTED,
+    END_NOTICE,
+    GRACE,
+    RUN_SEED,
+    WORKER_SEED,
+    Session,
+)
 from legato.store.records import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
+    TERMINAL,
+    Claim,
     Entry,
     RunRecord,
     WorkerRecord,
@@ -101,6 +113,34 @@ WITH ins AS (
     RETURNING run_id
 ), woke AS (SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM ins))
 SELECT run_id FROM ins, (SELECT count(*) FROM woke) AS notified
+"""
+# Claim due runs, with their journals and the next time another run of these workflows is due,
+# in one round trip. Paused workflows are skipped here, so a pause holds from its commit on.
+# The MIN sees runs as they were before the claim (one snapshot): the claimed ones are left out.
+_CLAIM_NEXT = f"""
+WITH due AS (
+    SELECT run_id FROM runs
+    WHERE wake_at <= %(now)s AND workflow = ANY(%(workflows)s)
+      AND workflow NOT IN (SELECT workflow FROM paused)
+    ORDER BY wake_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE runs r SET status = 'running', owner = %(owner)s, wake_at = %(until)s,
+        waiting_on = NULL, updated_at = %(now)s
+    FROM due WHERE r.run_id = due.run_id
+    RETURNING {", ".join("r." + c.strip() for c in RUN_COLUMNS.split(","))}
+), next AS (
+    SELECT MIN(wake_at) AS at FROM runs
+    WHERE wake_at IS NOT NULL AND workflow = ANY(%(workflows)s)
+      AND workflow NOT IN (SELECT workflow FROM paused)
+      AND run_id NOT IN (SELECT run_id FROM claimed)
+)
+SELECT next.at, c.*, (
+    SELECT json_agg(json_build_array(e.seq, e.kind, e.name, e.status, e.input, e.output,
+                                     e.error, e.attempts, e.started_at, e.finished_at,
+                                     e.wake_at, e.branch, e.position) ORDER BY e.seq)
+    FROM entries e WHERE e.run_id = c.run_id
+) FROM next LEFT JOIN claimed c ON true
 """
 
 
@@ -295,11 +335,11 @@ class PostgresStore(SQLStore):
         self._pool = pool
         self.schema = schema
         self.channel = f"legato_{schema}"[:63]
+        self.end_channel = f"legato_end_{schema}"[:63]
         self.reconnect_timeout = reconnect_timeout
         self._journal = _JournalBatch(self)
         self._starts = _StartBatch(self)
-        self._listeners: list[Callable[[], None]] = []
-        self._listen_task: asyncio.Task[None] | None = None
+        self._session = Session(url, self.channel, self.end_channel, None)
 
     @classmethod
     async def open(
@@ -323,9 +363,12 @@ class PostgresStore(SQLStore):
         try:  # one plain connection first: a wrong address fails now, with its real reason
             first = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
-        async with first:
-            schema = await _migrate(first, shown)
+            raise DatabaseUnavailable(f"cannot connect to {shown}: {_reason(exc)}") from None
+        try:
+            async with first:
+                schema = await _migrate(first, shown)
+        except psycopg.OperationalError as exc:  # the server went away meanwhile
+            raise DatabaseUnavailable(f"cannot connect to {shown}: {_reason(exc)}") from None
         configure = _full_durability if durability == "full" else None
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url,
@@ -341,16 +384,15 @@ class PostgresStore(SQLStore):
             await pool.open(wait=True, timeout=10)
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
-            raise StoreError(f"cannot connect to {shown}: {_reason(exc)}") from None
+            raise DatabaseUnavailable(f"cannot connect to {shown}: {_reason(exc)}") from None
         store = cls(url, pool, schema, reconnect_timeout)
         store._journal.configure = configure or _async_commit
+        # The session writes only worker rows: like journal entries, they need no flush.
+        store._session = Session(url, store.channel, store.end_channel, configure or _async_commit)
         return store
 
     async def close(self) -> None:
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            await asyncio.gather(self._listen_task, return_exceptions=True)
-            self._listen_task = None
+        await self._session.close()
         await self._journal.close()
         await self._pool.close()
 
@@ -374,7 +416,7 @@ class PostgresStore(SQLStore):
                 if on_lost is not None:
                     await on_lost()
                 if time.monotonic() > deadline:
-                    raise StoreError(
+                    raise DatabaseUnavailable(
                         f"database {redact_url(self.url)} unreachable for"
                         f" {self.reconnect_timeout:g}s: {_reason(exc)}"
                     ) from None
@@ -403,9 +445,6 @@ class PostgresStore(SQLStore):
         await self._journal.drain(run_id)
         return await self._retrying(work, transaction=transaction)
 
-    async def _notify(self, conn: Conn) -> None:
-        await conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
-
     async def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         async def work(conn: Conn) -> list[Any]:
             cur = await conn.execute(query, params)
@@ -422,7 +461,7 @@ class PostgresStore(SQLStore):
         self, work: Work[T], *, after: str | None = None, one_statement: bool = False
     ) -> T:
         async def run(conn: Conn) -> T:
-            return await work(_PostgresTx(conn, self.channel))
+            return await work(_PostgresTx(conn, self.channel, self.end_channel))
 
         if after is not None:
             return await self._fenced(after, run, transaction=not one_statement)
@@ -470,54 +509,44 @@ class PostgresStore(SQLStore):
 
         return await self._retrying(work, transaction=False)
 
+    async def claim_next(
+        self, worker_id: str, workflows: Sequence[str], now: float, lease: float, limit: int
+    ) -> Claim:
+        if not workflows:
+            return Claim([], {}, None)
+
+        async def work(conn: Conn) -> Claim:
+            cur = await conn.execute(_CLAIM_NEXT, {
+                "now": now, "workflows": list(workflows), "limit": max(limit, 0),
+                "owner": worker_id, "until": now + lease,
+            })  # fmt: skip
+            rows = await cur.fetchall()
+            runs = [_run(r[1:-1]) for r in rows if r[1] is not None]
+            journals = {
+                r[1]: [Entry(r[1], *e) for e in (r[-1] or [])] for r in rows if r[1] is not None
+            }
+            next_wake = rows[0][0] if rows else None
+            return Claim(runs, journals, None if next_wake is None else float(next_wake))
+
+        return await self._retrying(work, transaction=False)
+
     async def heartbeat(
         self, worker_id: str, run_ids: Sequence[str], now: float, lease: float
     ) -> None:
+        self._session.beat(worker_id, now)
+
         async def work(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE runs SET wake_at = %s WHERE owner = %s AND status = 'running'"
-                " AND run_id = ANY(%s)",
-                (now + lease, worker_id, list(run_ids)),
-            )
-            await conn.execute(
-                "UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s", (now, worker_id)
+                "WITH leases AS (UPDATE runs SET wake_at = %s WHERE owner = %s"
+                " AND status = 'running' AND run_id = ANY(%s))"
+                " UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s",
+                (now + lease, worker_id, list(run_ids), now, worker_id),
             )
 
-        await self._retrying(work)
+        await self._retrying(work, transaction=False)
 
     def on_wake(self, callback: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(callback)
-        if self._listen_task is None:
-            self._listen_task = asyncio.create_task(self._listen())
-
-        def stop() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return stop
-
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection; after a reconnect, wake everyone (we may have missed some)."""
-        delay = 0.1
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                async with conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    delay = 0.1
-                    self._wake_all()
-                    async for _ in conn.notifies():
-                        self._wake_all()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _wake_all(self) -> None:
-        for callback in list(self._listeners):
-            callback()
+        return self._session.on_wake(callback)
 
     async def next_wake_at(self, workflows: Sequence[str]) -> float | None:
         if not workflows:
@@ -550,34 +579,29 @@ class PostgresStore(SQLStore):
 
     # -- workers ------------------------------------------------------------------------
     async def register_worker(self, worker: WorkerRecord) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                "INSERT INTO workers (worker_id, hostname, pid, started_at, heartbeat_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (worker_id) DO UPDATE SET"
-                " heartbeat_at = EXCLUDED.heartbeat_at",
-                (
-                    worker.worker_id,
-                    worker.hostname,
-                    worker.pid,
-                    worker.started_at,
-                    worker.heartbeat_at,
-                ),
+        # The row and the worker's lock on this process's session, in one statement.
+        if not await self._session.hold_worker(worker, self.reconnect_timeout):
+            raise DatabaseUnavailable(
+                f"database {redact_url(self.url)}: could not register worker"
+                f" {worker.worker_id} within {self.reconnect_timeout:g}s"
             )
-
-        await self._retrying(work)
 
     async def deregister_worker(self, worker_id: str, now: float) -> None:
-        async def work(conn: Conn) -> None:
-            cur = await conn.execute(
-                "UPDATE runs SET wake_at = %s, updated_at = %s"
-                " WHERE owner = %s AND status = 'running'",
-                (now, now, worker_id),
-            )
-            await conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,))
-            if cur.rowcount:
-                await self._notify(conn)
+        mine = self._session.holds(worker_id)
 
-        await self._fenced(None, work)
+        async def work(conn: Conn) -> None:
+            await conn.execute(
+                "WITH gone AS (DELETE FROM workers WHERE worker_id = %s),"
+                " freed AS (UPDATE runs SET wake_at = %s, updated_at = %s"
+                " WHERE owner = %s AND status = 'running' RETURNING 1)"
+                " SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM freed)",
+                (worker_id, now, now, worker_id, self.channel),
+            )
+
+        if mine:  # our runs' journal writes land before they are freed
+            await self._journal.drain()
+        await self._retrying(work, transaction=False)
+        self._session.drop_worker(worker_id)  # the row first, then the lock
 
     async def list_workers(self) -> list[WorkerRecord]:
         rows = await self._rows(
@@ -586,16 +610,50 @@ class PostgresStore(SQLStore):
         )
         return [WorkerRecord(*r) for r in rows]
 
+    async def disconnected_workers(self) -> list[str] | None:
+        if not self._session.reliable():
+            return []
+        rows = await self._rows(DISCONNECTED, (GRACE, WORKER_SEED))
+        return self._session.confirm([r[0] for r in rows])
+
+    async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        ended = await self._session.watch(run_id, min(timeout or 1.0, 1.0))
+        try:
+            delay = 0.005  # polling, when the run could not be watched
+            while True:
+                run = await self.get_run(run_id)
+                left = None if deadline is None else deadline - loop.time()
+                if run is None or run.status in TERMINAL or (left is not None and left <= 0):
+                    return run
+                if ended is None:
+                    pause = delay
+                    delay = min(delay * 2, 0.25)
+                else:
+                    pause = 1.0  # a missed notice (should not happen) costs a second at most
+                pause = pause if left is None else min(pause, left)
+                if ended is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(ended), pause)
+                    if ended.done():
+                        ended = self._session.renew(run_id, ended)
+                else:
+                    await asyncio.sleep(pause)
+        finally:
+            self._session.unwatch(run_id, ended)
+
 
 class _PostgresTx:
     """The dialect's transaction: a pooled connection, ``?`` placeholders made psycopg's."""
 
-    __slots__ = ("_channel", "_conn")
+    __slots__ = ("_channel", "_conn", "_end_channel")
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: Conn, channel: str) -> None:
+    def __init__(self, conn: Conn, channel: str, end_channel: str) -> None:
         self._conn = conn
         self._channel = channel
+        self._end_channel = end_channel
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         cur = await self._conn.execute(_placeholders(query), params)
@@ -620,6 +678,13 @@ class _PostgresTx:
 
     async def lock_audit(self) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
+
+    async def runs_ended(self, run_ids: Sequence[str]) -> None:
+        if run_ids:  # a NOTIFY only for runs someone waits for (see postgres_session)
+            await self._conn.execute(
+                END_NOTICE.format(ended="SELECT unnest(%s::text[])"),
+                (self._end_channel, list(run_ids), RUN_SEED),
+            )
 
 
 @functools.lru_cache(maxsize=512)

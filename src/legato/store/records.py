@@ -200,3 +200,13 @@ def entry_values(e: Entry) -> tuple[Any, ...]:
         e.run_id, e.seq, e.kind, e.name, e.status, e.input, e.output, e.error, e.attempts,
         e.started_at, e.finished_at, e.wake_at, e.branch, e.position,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim took: the runs, their journals, and when the next other run is due."""
+
+    runs: list[RunRecord]
+    journals: dict[str, list[Entry]]
+    #: the earliest ``wake_at`` of the other runs of the workflows asked for (None: none)
+    next_wake_at: float | None

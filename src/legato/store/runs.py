@@ -136,12 +136,14 @@ class SQLRuns(Dialect):
             run = await require_run(tx, run_id, shown, lock=True)
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            await tx.execute(
+            cancelled = await tx.all(
                 f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
                 " waiting_on = NULL, finished_at = ?, updated_at = ?"
-                f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}",
+                f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
+                " RETURNING run_id",
                 (run_id, now, now),
             )
+            await tx.runs_ended([r[0] for r in cancelled])
             await tx.execute(
                 f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
                 " WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)",

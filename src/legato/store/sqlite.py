@@ -28,12 +28,14 @@ from legato.store.migrations import (
 from legato.store.records import (
     ENTRY_COLUMNS,
     RUN_COLUMNS,
+    Claim,
     Entry,
     RunRecord,
     WorkerRecord,
     entry_values,
     run_values,
 )
+from legato.store.run_ends import LocalEnds
 from legato.store.runs import INSERT_RUN
 from legato.store.sqlstore import SQLStore
 
@@ -92,6 +94,7 @@ class SQLiteStore(SQLStore):
         self._writes = GroupCommit(conn, f"database {url}")
         self._tx = _SQLiteTx(conn)
         self._checkpointer: _Checkpointer | None = None
+        self._ends = LocalEnds()
 
     @classmethod
     def open(
@@ -161,15 +164,21 @@ class SQLiteStore(SQLStore):
     def _any_of(values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         return f"IN ({_in(values)})", tuple(values)
 
-    def _transact(
+    async def _transact(
         self, work: Work[T], *, after: str | None = None, one_statement: bool = False
-    ) -> Awaitable[T]:
+    ) -> T:
         # ``after`` needs nothing here: one group commit applies every write in queue order
         tx = self._tx
-        result: Awaitable[T] = self._write(
-            lambda conn: _run_to_end(work(tx)), one_statement=one_statement
-        )
-        return result
+
+        def op(conn: sqlite3.Connection) -> tuple[T, list[str]]:
+            tx.ended.clear()  # (a batch that failed is applied again, one write at a time)
+            return _run_to_end(work(tx)), list(tx.ended)
+
+        result: tuple[T, list[str]] = await self._write(op, one_statement=one_statement)
+        value, ended = result
+        if ended:  # committed: wake whoever waits for these results in this process
+            self._ends.announce(ended)
+        return value
 
     async def _select(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._query(query, params)
@@ -212,6 +221,48 @@ class SQLiteStore(SQLStore):
             return [_run(r) for r in rows]
 
         result: list[RunRecord] = await self._write(op)
+        return result
+
+    async def claim_next(
+        self, worker_id: str, workflows: Sequence[str], now: float, lease: float, limit: int
+    ) -> Claim:
+        if not workflows:
+            return Claim([], {}, None)
+        active = f"workflow IN ({_in(workflows)}) AND workflow NOT IN (SELECT workflow FROM paused)"
+
+        def op(conn: sqlite3.Connection) -> Claim:
+            runs = [
+                _run(r)
+                for r in conn.execute(
+                    f"""
+                    UPDATE runs SET status = 'running', owner = ?, wake_at = ?,
+                        waiting_on = NULL, updated_at = ?
+                    WHERE run_id IN (
+                        SELECT run_id FROM runs WHERE wake_at <= ? AND {active}
+                        ORDER BY wake_at LIMIT ?
+                    )
+                    RETURNING {_RUN_COLS}
+                    """,
+                    (worker_id, now + lease, now, now, *workflows, max(limit, 0)),
+                ).fetchall()
+            ]
+            journals: dict[str, list[Entry]] = {r.run_id: [] for r in runs}
+            if runs:
+                for e in conn.execute(
+                    f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id IN ({_in(runs)})"
+                    " ORDER BY run_id, seq",
+                    [r.run_id for r in runs],
+                ):
+                    journals[e[0]].append(Entry(*e))
+            claimed = [r.run_id for r in runs]
+            (next_wake,) = conn.execute(
+                f"SELECT MIN(wake_at) FROM runs WHERE wake_at IS NOT NULL AND {active}"
+                f" AND run_id NOT IN ({_in(claimed)})",
+                (*workflows, *claimed),
+            ).fetchone()
+            return Claim(runs, journals, None if next_wake is None else float(next_wake))
+
+        result: Claim = await self._write(op)
         return result
 
     async def heartbeat(
@@ -305,6 +356,13 @@ class SQLiteStore(SQLStore):
         )
         return [WorkerRecord(*r) for r in rows]
 
+    async def disconnected_workers(self) -> list[str] | None:
+        """SQLite cannot tell: its workers share one host and judge each other by pid."""
+        return None
+
+    async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
+        return await self._ends.wait(run_id, self.get_run, timeout)
+
 
 class _SQLiteTx:
     """The dialect's transaction: the connection inside a group commit's BEGIN ... COMMIT.
@@ -316,6 +374,7 @@ class _SQLiteTx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self.ended: list[str] = []  # runs ended by the work running now
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(query, params).rowcount
@@ -340,6 +399,9 @@ class _SQLiteTx:
 
     async def lock_audit(self) -> None:
         """The write transaction already holds the database."""
+
+    async def runs_ended(self, run_ids: Sequence[str]) -> None:
+        self.ended.extend(run_ids)
 
 
 def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
