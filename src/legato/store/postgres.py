@@ -579,6 +579,17 @@ class PostgresStore(SQLStore):
 
     # -- workers ------------------------------------------------------------------------
     async def register_worker(self, worker: WorkerRecord) -> None:
+        if self._session.holds(worker.worker_id):  # again: its row only (the lock is held)
+            self._session.beat(worker.worker_id, worker.heartbeat_at)
+
+            async def again(conn: Conn) -> None:
+                await conn.execute(
+                    "UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s",
+                    (worker.heartbeat_at, worker.worker_id),
+                )
+
+            await self._retrying(again, transaction=False)
+            return
         # The row and the worker's lock on this process's session, in one statement.
         if not await self._session.hold_worker(worker, self.reconnect_timeout):
             raise DatabaseUnavailable(

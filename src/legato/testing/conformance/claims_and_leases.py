@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from legato.store.base import Store, Wait
+from legato.store.base import AuditEvent, Store, Wait
 from legato.testing.conformance.records import (
     LEASE,
     NOW,
@@ -105,3 +105,31 @@ async def check_release_makes_the_run_claimable_at_once(store: Store) -> None:
     assert await store.park("w2", "a", Wait(None, "event 'x'", events=["x"]), NOW + 2)
     assert not await store.release("w2", "a", NOW + 3)
     assert [e.seq for e in await store.load_entries("a")] == [0]
+
+
+async def check_claim_next_takes_runs_with_their_journals_and_the_next_wake_up(
+    store: Store,
+) -> None:
+    await store.create_run(run_record("held"))
+    await claim_one(store, "w0", "held")
+    await store.record("w0", entry("held", 0))  # journaled by its owner
+    await store.create_run(run_record("due"))
+    await store.create_run(run_record("later", wake_at=NOW + 10))
+    await store.create_run(run_record("soon-paused", "paused-wf", wake_at=NOW + 1))
+    paused = AuditEvent("workflow.paused", "{}", "ops", None, "paused-wf")
+    assert await store.set_paused("paused-wf", True, "ops", "test", NOW, paused)
+
+    none = await store.claim_next("w1", [], NOW, LEASE, 10)
+    assert (none.runs, none.journals, none.next_wake_at) == ([], {}, None)
+    claim = await store.claim_next("w1", [WF, "paused-wf"], NOW, LEASE, 10)
+    assert [(r.run_id, r.status, r.owner) for r in claim.runs] == [("due", "running", "w1")]
+    assert claim.journals == {"due": []}
+    # the rest of these workflows: "later" at NOW + 10, "held" when its lease ends; a paused
+    # workflow's runs count for nothing
+    assert claim.next_wake_at == NOW + 10
+    # the lease of "held" ends at NOW + LEASE: taken over with its journal
+    takeover = await store.claim_next("w2", [WF], NOW + LEASE + 11, LEASE, 10)
+    got = {r.run_id: r for r in takeover.runs}
+    assert set(got) == {"held", "later", "due"}
+    assert [(e.seq, e.status) for e in takeover.journals["held"]] == [(0, "completed")]
+    assert takeover.next_wake_at is None

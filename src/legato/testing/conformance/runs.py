@@ -204,3 +204,17 @@ async def check_retry_refuses_unknown_and_unfailed_runs(store: Store) -> None:
         with raises(RunConflict, f"retrying the {run_id} run"):
             await store.retry_run(run_id, NOW + 1)
         assert await store.get_run(run_id) == before
+
+
+async def check_wait_for_end_returns_ended_runs_and_times_out_on_others(store: Store) -> None:
+    assert await store.wait_for_end("nobody", 0.01) is None
+    await store.create_run(run_record("open"))
+    late = await store.wait_for_end("open", 0.05)  # as it is once the timeout passed
+    assert late is not None and late.status == "pending"
+    await claim_one(store, "w", "open")
+    waiting = asyncio.ensure_future(store.wait_for_end("open", 30))
+    await asyncio.sleep(0)  # it starts waiting (an end before it looks is seen all the same)
+    assert await store.finish_run("w", "open", "completed", '"ok"', NOW + 1)
+    ended = await asyncio.wait_for(waiting, 10)  # an end this process wrote: at once
+    assert ended is not None and (ended.status, ended.output) == ("completed", '"ok"')
+    assert await store.wait_for_end("open", None) == ended  # already ended: no wait

@@ -35,3 +35,14 @@ async def check_deregister_makes_the_workers_runs_claimable_at_once(store: Store
     freed = await store.claim("w3", [WF], NOW + 2, LEASE, 10)
     assert len(freed) == 2 and all(r.owner == "w3" for r in freed)
     assert await store.claim("w3", [WF], NOW + 2, LEASE, 10) == []  # w2's lease holds
+
+
+async def check_a_live_worker_is_never_reported_disconnected(store: Store) -> None:
+    """``disconnected_workers``: None where the backend cannot tell (its workers judge each
+    other by pid and lease); otherwise never a worker whose process still holds its store."""
+    await store.register_worker(WorkerRecord("alive", "host-a", 1, NOW, NOW))
+    gone = await store.disconnected_workers()
+    assert gone is None or "alive" not in gone
+    gone = await store.disconnected_workers()  # asked again (a store may confirm twice)
+    assert gone is None or "alive" not in gone
+    await store.deregister_worker("alive", NOW + 1)
