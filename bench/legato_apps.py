@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,3 +63,29 @@ async def ten_steps(ctx: legato.Context) -> int:
     for i in range(1, 11):
         total += await counted(i)
     return total
+
+
+@app.step()
+async def paced(run_id: str, i: int) -> int:
+    """Logs when it starts (run, step, pid, wall time), then takes STORM_STEP_MS: the takeover
+    benchmark (bench/takeover.py) reads the log to see when a killed worker's run moved on."""
+    line = f"{run_id} {i} {os.getpid()} {time.time():.6f}\n".encode()
+    fd = os.open(
+        Path(os.environ["BENCH_COUNTERS"]) / "steps.log",
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        0o644,
+    )
+    try:
+        os.write(fd, line)  # one short O_APPEND write: atomic across processes
+    finally:
+        os.close(fd)
+    await asyncio.sleep(float(os.environ.get("STORM_STEP_MS", "50")) / 1000)
+    return i
+
+
+@app.workflow()
+async def storm(ctx: legato.Context, steps: int) -> int:
+    """Steps that take a while, so a run is always in flight when its worker is killed."""
+    for i in range(steps):
+        await paced(ctx.run_id, i)
+    return steps

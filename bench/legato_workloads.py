@@ -125,12 +125,93 @@ def serial(args: argparse.Namespace) -> dict[str, Any]:
     done = _scalar(args, "SELECT count(*) FROM runs WHERE status = 'completed'")
     assert done == args.runs + 1, done
     steps = args.runs * args.per_run
-    return {
+    result = {
         "seconds": span.seconds,
         "steps": steps,
         "us_per_step": span.seconds / steps * 1e6,
         "ms_per_run": span.seconds / args.runs * 1e3,
         **span.figures(steps),
+    }
+    if args.url and args.floor:  # the run's commits alone, measured right after
+        result.update(_commit_floor(args))
+        result["x_floor"] = result["ms_per_run"] / result["floor_ms"]
+    return result
+
+
+def _commit_floor(args: argparse.Namespace) -> dict[str, Any]:
+    """What the commits of one run of ``--per-run`` steps cost the server and the driver alone
+    (PostgreSQL): a run commits its creation, its claim, each step and its finish. With
+    ``durability=normal`` the steps commit with ``synchronous_commit=off`` and the other three
+    as the server says (on); with ``full`` all of them wait for the flush. Each commit is
+    priced as bench/pg_floor.py's fenced single-row upsert, measured here and now."""
+    import psycopg
+    from pg_floor import PLAIN, SCHEMA
+
+    figures: dict[str, float] = {}
+    with psycopg.connect(args.url, autocommit=True) as conn:
+        conn.execute(SCHEMA.replace("runs", "floor_runs").replace("entries", "floor_entries"))
+        upsert = PLAIN.replace("runs", "floor_runs").replace("entries", "floor_entries")
+        for sync in ("on", "off"):
+            conn.execute(f"SET synchronous_commit = {sync}")
+            for i in range(-20, 0):
+                conn.execute(upsert, ("r1", i, "x", "r1", "w1"))
+            started = time.perf_counter()
+            for i in range(500):
+                conn.execute(upsert, ("r1", i, "x", "r1", "w1"))
+            figures[sync] = (time.perf_counter() - started) / 500 * 1e3
+        conn.execute("DROP TABLE floor_runs, floor_entries")
+    steps = figures["off" if args.durability == "normal" else "on"]
+    floor = 3 * figures["on"] + args.per_run * steps
+    return {"floor_on_ms": figures["on"], "floor_off_ms": figures["off"], "floor_ms": floor}
+
+
+def roundtrip(args: argparse.Namespace) -> dict[str, Any]:
+    """PostgreSQL: R runs of S steps one after another, each started here and its result
+    awaited here (``app.start`` then ``handle.result``), executed by one ``legato worker``
+    process: what a request that runs a short workflow waits for (creation, the worker's
+    wake-up and claim, the steps, the finish, the wait for the result)."""
+    os.environ["LEGATO_DATABASE_URL"] = args.url
+    os.environ["BENCH_DURABILITY"] = args.durability  # the worker inherits it
+    from legato_apps import app
+    from legato_apps import chain as chain_wf
+
+    env = {**os.environ, "LEGATO_DATABASE_URL": args.url}
+    command = "worker legato_apps:app --concurrency 10 --log-level WARNING"
+    worker = subprocess.Popen([LEGATO_CLI, *command.split()], cwd=BENCH, env=env)
+    try:
+        wait(
+            lambda: _scalar(args, "SELECT count(*) FROM pg_tables WHERE tablename = 'workers'"
+                            " AND schemaname = current_schema()") == 1
+            and _scalar(args, "SELECT count(*) FROM workers") == 1,
+            60, "the worker", interval=0.05,
+        )  # fmt: skip
+        for i in range(5):  # warm-up: prepared statements on both sides
+            assert (
+                app.start(chain_wf, args.per_run, run_id=f"w{i}").result(timeout=60) == args.per_run
+            )
+        times = []
+        started = time.perf_counter()
+        for i in range(args.runs):
+            begun = time.perf_counter()
+            handle = app.start(chain_wf, args.per_run, run_id=f"r{i}")
+            assert handle.result(timeout=60) == args.per_run
+            times.append(time.perf_counter() - begun)
+        seconds = time.perf_counter() - started
+        app.close()
+    finally:
+        stop(worker)
+    times.sort()
+    floor = _commit_floor(args)
+    per_run = seconds / args.runs * 1e3
+    return {
+        "seconds": seconds,
+        "steps": args.runs * args.per_run,
+        "us_per_step": seconds / (args.runs * args.per_run) * 1e6,
+        "ms_per_run": per_run,
+        "p50_ms": times[len(times) // 2] * 1e3,
+        "p99_ms": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))] * 1e3,
+        **floor,
+        "x_floor": per_run / floor["floor_ms"],
     }
 
 
@@ -368,6 +449,7 @@ WORKLOADS = {
     "serial": serial,
     "scaleout": scaleout,
     "startup": startup,
+    "roundtrip": roundtrip,
 }
 
 
@@ -384,6 +466,9 @@ def main() -> None:
     parser.add_argument("--per-run", type=int, default=5, help="steps per run")
     parser.add_argument("--concurrency", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (scaleout)")
+    parser.add_argument(
+        "--floor", action="store_true", help="serial: also measure the run's commit floor"
+    )
     args = parser.parse_args()
     args.db = args.db.resolve()
     emit(WORKLOADS[args.workload](args))

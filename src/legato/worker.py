@@ -197,7 +197,11 @@ class Worker:
                         await self.store.register_worker(
                             WorkerRecord(self.worker_id, self.hostname, os.getpid(), now, now)
                         )
-                        keepalive = asyncio.create_task(self._keepalive())
+                        # A worker that runs until told looks for dead workers at once (a
+                        # restart after a crash resumes their runs); one that runs a single
+                        # run to its end (app.run) has better things to do first.
+                        first = CHECK_INTERVAL if exit_when is not None else 0.0
+                        keepalive = asyncio.create_task(self._keepalive(first))
                     if not await self._cycle(exit_when, exit_when_idle, skip_until):
                         break
                     backoff = 0.0
@@ -310,15 +314,17 @@ class Worker:
             self._wake.set()
         log.debug("run %s: %s", run.run_id, outcome)
 
-    async def _keepalive(self) -> None:
-        """Extend our leases every lease/3; look for dead workers every CHECK_INTERVAL; keep
-        up with what is paused. The first look is at once: a restart after a crash resumes
-        the dead worker's runs immediately."""
+    async def _keepalive(self, first: float) -> None:
+        """Extend our leases every lease/3; look for dead workers every CHECK_INTERVAL, the
+        first time after ``first`` seconds; keep up with what is paused."""
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + self.lease / 3
         next_paused = next_pids = loop.time()
         failing = False
+        pause = first
         while True:
+            await asyncio.sleep(pause)
+            pause = CHECK_INTERVAL
             try:
                 if loop.time() >= next_beat:
                     await self.store.heartbeat(
@@ -337,7 +343,6 @@ class Worker:
                 if not failing:  # once per outage, not every CHECK_INTERVAL
                     log.exception("worker %s: heartbeat failed", self.worker_id)
                 failing = True
-            await asyncio.sleep(CHECK_INTERVAL)
 
     async def recover(self) -> int:
         """Release the runs of workers that are gone; return how many workers were gone."""

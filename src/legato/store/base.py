@@ -156,7 +156,9 @@ class WorkerStore(Protocol):
     async def register_worker(self, worker: WorkerRecord) -> None: ...
 
     async def deregister_worker(self, worker_id: str, now: float) -> None:
-        """Remove the worker and make every run it held claimable at once."""
+        """Remove the worker and make every run it held claimable at once, in its place in
+        the queue (``wake_at`` its creation time): a run taken over from a dead worker does
+        not wait behind runs started after it."""
 
     async def list_workers(self) -> list[WorkerRecord]: ...
 

@@ -388,7 +388,7 @@ class PostgresStore(SQLStore):
         store = cls(url, pool, schema, reconnect_timeout)
         store._journal.configure = configure or _async_commit
         # The session writes only worker rows: like journal entries, they need no flush.
-        store._session = Session(url, store.channel, store.end_channel, configure or _async_commit)
+        store._session.configure = configure or _async_commit
         return store
 
     async def close(self) -> None:
@@ -598,21 +598,25 @@ class PostgresStore(SQLStore):
             )
 
     async def deregister_worker(self, worker_id: str, now: float) -> None:
-        mine = self._session.holds(worker_id)
+        if self._session.holds(worker_id):  # ours: by the session that holds its lock
+            await self._journal.drain()  # our runs' journal writes land before they are freed
+            if not await self._session.release_worker(worker_id, now, self.reconnect_timeout):
+                raise DatabaseUnavailable(
+                    f"database {redact_url(self.url)}: could not deregister worker"
+                    f" {worker_id} within {self.reconnect_timeout:g}s"
+                )
+            return
 
-        async def work(conn: Conn) -> None:
+        async def work(conn: Conn) -> None:  # a dead worker's
             await conn.execute(
                 "WITH gone AS (DELETE FROM workers WHERE worker_id = %s),"
-                " freed AS (UPDATE runs SET wake_at = %s, updated_at = %s"
+                " freed AS (UPDATE runs SET wake_at = LEAST(created_at, %s), updated_at = %s"
                 " WHERE owner = %s AND status = 'running' RETURNING 1)"
                 " SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM freed)",
                 (worker_id, now, now, worker_id, self.channel),
             )
 
-        if mine:  # our runs' journal writes land before they are freed
-            await self._journal.drain()
         await self._retrying(work, transaction=False)
-        self._session.drop_worker(worker_id)  # the row first, then the lock
 
     async def list_workers(self) -> list[WorkerRecord]:
         rows = await self._rows(
@@ -630,27 +634,26 @@ class PostgresStore(SQLStore):
     async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        run = await self.get_run(run_id)
+        if run is None or run.status in TERMINAL or timeout == 0:  # no need to watch
+            return run
         ended = await self._session.watch(run_id, min(timeout or 1.0, 1.0))
+        delay = 0.005
         try:
-            delay = 0.005  # polling, when the run could not be watched
             while True:
                 run = await self.get_run(run_id)
                 left = None if deadline is None else deadline - loop.time()
                 if run is None or run.status in TERMINAL or (left is not None and left <= 0):
                     return run
-                if ended is None:
-                    pause = delay
+                if ended is None:  # not watched: poll
+                    await asyncio.sleep(delay if left is None else min(delay, left))
                     delay = min(delay * 2, 0.25)
-                else:
-                    pause = 1.0  # a missed notice (should not happen) costs a second at most
-                pause = pause if left is None else min(pause, left)
-                if ended is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(ended), pause)
-                    if ended.done():
-                        ended = self._session.renew(run_id, ended)
-                else:
-                    await asyncio.sleep(pause)
+                    continue
+                # the end is announced; were a notice missed, it would cost a second at most
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ended), min(1.0, left or 1.0))
+                if ended.done():
+                    ended = self._session.renew(run_id, ended)
         finally:
             self._session.unwatch(run_id, ended)
 

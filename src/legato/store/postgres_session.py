@@ -63,6 +63,21 @@ WITH w AS MATERIALIZED (
 )
 SELECT worker_id FROM w WHERE pg_try_advisory_lock(hashtextextended(worker_id, %s))
 """
+# A worker of this process stops: its row goes, the runs it still holds are freed in their
+# place in the queue (and the workers are told), and its lock is given back. (A probe that
+# finds the lock free before this commits still sees the row; it takes two sightings, and by
+# then the row is gone.)
+_DEREGISTER = """
+WITH gone AS (DELETE FROM workers WHERE worker_id = %(worker)s),
+freed AS (
+    UPDATE runs SET wake_at = LEAST(created_at, %(now)s), updated_at = %(now)s
+    WHERE owner = %(worker)s AND status = 'running' RETURNING 1
+), told AS (
+    SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM freed)
+)
+SELECT (SELECT count(*) FROM told),
+       %(held)s AND pg_advisory_unlock(hashtextextended(%(worker)s, %(seed)s))
+"""
 _RELEASE_WORKERS = "SELECT pg_advisory_unlock(hashtextextended(k, %s)) FROM unnest(%s::text[]) AS k"
 _WATCH_RUNS = (
     "SELECT k FROM unnest(%s::text[]) AS k"
@@ -99,12 +114,14 @@ class Session:
         self.url = url
         self.channel = channel
         self.end_channel = end_channel
-        self._configure = configure
+        #: sets the session up after each connect (durability, like the journal's connection)
+        self.configure = configure
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
         self._workers: dict[str, WorkerRecord] = {}  # wanted: registered through this store
         self._held_workers: set[str] = set()  # locked on the current connection
+        self._leaving: dict[str, float] = {}  # workers to deregister -> the time they left
         self._runs: Counter[str] = Counter()  # wanted: runs someone here waits for
         self._held_runs: set[str] = set()
         self._unwatchable: set[str] = set()  # runs whose shared lock could not be taken
@@ -143,10 +160,13 @@ class Session:
     def holds(self, worker_id: str) -> bool:
         return worker_id in self._workers
 
-    def drop_worker(self, worker_id: str) -> None:
-        """Stop holding the worker's lock (its row is deleted by the caller, before)."""
-        if self._workers.pop(worker_id, None) is not None:
-            self._poke.set()
+    async def release_worker(self, worker_id: str, now: float, timeout: float) -> bool:
+        """Deregister a worker of this process: delete its row, free the runs it holds, then
+        give its lock back. False when the session could not do it within ``timeout`` (it
+        does it once it is back)."""
+        self._workers.pop(worker_id, None)
+        self._leaving[worker_id] = now
+        return await self._sync(timeout)
 
     def reliable(self) -> bool:
         """Whether this session's view of others' locks can be trusted now: connected, and
@@ -167,13 +187,13 @@ class Session:
         session reconnected); None when the run cannot be watched (poll instead). The caller
         must read the run after this returns and call ``unwatch`` when done."""
         self._runs[run_id] += 1
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ended.setdefault(run_id, set()).add(fut)
-        if run_id not in self._held_runs and not await self._sync(timeout):
-            return None
-        if run_id in self._unwatchable:
-            return None
-        return fut
+        fut = self.renew(run_id, None)  # before the lock: no notice after it is missed
+        if (run_id in self._held_runs or await self._sync(timeout)) and (
+            run_id not in self._unwatchable
+        ):
+            return fut
+        self._ended.get(run_id, set()).discard(fut)
+        return None
 
     def unwatch(self, run_id: str, fut: asyncio.Future[None] | None) -> None:
         """The caller no longer waits for ``run_id`` (after ``watch``, whatever it returned)."""
@@ -250,8 +270,8 @@ class Session:
             delay = min(max(delay * 2, 0.1), _MAX_DELAY)
 
     async def _open(self, conn: Conn) -> None:
-        if self._configure is not None:
-            await self._configure(conn)
+        if self.configure is not None:
+            await self.configure(conn)
         for channel in (self.channel, self.end_channel):
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self._held_workers.clear()
@@ -314,6 +334,12 @@ class Session:
             self._held_workers.update(r[0] for r in await cur.fetchall())
             if len(self._held_workers) < len(self._workers):
                 self._retry_at = time.monotonic() + _RETRY_LOCK
+        for worker_id, now in list(self._leaving.items()):
+            params = {"worker": worker_id, "now": now, "channel": self.channel,
+                      "held": worker_id in self._held_workers, "seed": WORKER_SEED}  # fmt: skip
+            await conn.execute(_DEREGISTER, params)
+            self._held_workers.discard(worker_id)
+            del self._leaving[worker_id]
         gone = [k for k in self._held_workers if k not in self._workers]
         if gone:
             await conn.execute(_RELEASE_WORKERS, (WORKER_SEED, gone))

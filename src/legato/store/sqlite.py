@@ -341,7 +341,7 @@ class SQLiteStore(SQLStore):
     async def deregister_worker(self, worker_id: str, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE runs SET wake_at = ?, updated_at = ?"
+                "UPDATE runs SET wake_at = MIN(created_at, ?), updated_at = ?"
                 " WHERE owner = ? AND status = 'running'",
                 (now, now, worker_id),
             )
