@@ -146,9 +146,15 @@ class Session:
 
     async def hold_worker(self, worker: WorkerRecord, timeout: float) -> bool:
         """Register ``worker`` and hold its lock; False when the session could not do it
-        within ``timeout`` (it keeps trying: a reconnect registers every wanted worker)."""
+        within ``timeout``: then the worker is not registered (whatever part of it was done
+        is undone once the session is back), and the caller may try again."""
+        self._leaving.pop(worker.worker_id, None)  # a new try cancels the undoing
         self._workers[worker.worker_id] = worker
-        return await self._sync(timeout)
+        if await self._sync(timeout):
+            return True
+        if self._workers.pop(worker.worker_id, None) is not None:
+            self._leaving[worker.worker_id] = worker.heartbeat_at
+        return False
 
     def beat(self, worker_id: str, now: float) -> None:
         """Keep the time a re-registration after a reconnect would write."""
