@@ -4,6 +4,12 @@ and one fresh database per call; the last line of output is the result as JSON.
 By hand: ``cd bench && ../.venv/bin/python legato_workloads.py seq --db /tmp/x/b.db``; on
 PostgreSQL ``--url 'postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dx'``
 instead of ``--db`` (the schema must exist and be empty; bench/run.py makes one per case).
+
+Per-run latency on PostgreSQL, by hand (not in bench/run.py's report): ``serial --runs 100
+--per-run 10 --floor`` (``app.run`` per run) and ``roundtrip --runs 100 --per-run 10``
+(``app.start`` + ``handle.result`` here, a ``legato worker`` process executing) report
+``ms_per_run``, the run's commit floor measured right after (``floor_ms``) and the ratio
+(``x_floor``).
 """
 
 from __future__ import annotations

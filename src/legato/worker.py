@@ -149,7 +149,9 @@ class Worker:
         self.executions: dict[str, Execution] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._look = True  # whether exit_when may have changed since it was last asked
+        # Whether exit_when may have changed since it was last asked: after a wait or a run's
+        # end, not after each claim, nor before the first (its caller has just asked).
+        self._look = False
         self.completed = 0
 
     def notify(self) -> None:
@@ -180,6 +182,8 @@ class Worker:
     ) -> None:
         """Work until ``stop`` is set, ``exit_when()`` is true, or (optionally) idle.
 
+        ``exit_when`` is asked after each wait and each end of a run, so not before the first
+        claim: a caller that must not start work when it is already true asks it first.
         With a time-skipping clock, an idle worker moves the clock to the next timer, but not
         past ``skip_until`` when that is given.
         """
@@ -228,7 +232,7 @@ class Worker:
         """Claim what is runnable, then wait for more; False when it is time to stop."""
         self._wake.clear()
         if exit_when is not None and self._look:
-            self._look = False  # asked again after a wait or a run's end, not after each claim
+            self._look = False
             if await exit_when():
                 return False
         free = self.concurrency - len(self._tasks)

@@ -117,7 +117,8 @@ class Session:
         #: sets the session up after each connect (durability, like the journal's connection)
         self.configure = configure
         self._task: asyncio.Task[None] | None = None
-        self._poke = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None  # resolved to wake an idle session
+        self._dirty = False  # something was wanted since the session last caught up
         self._listeners: list[Callable[[], None]] = []
         self._workers: dict[str, WorkerRecord] = {}  # wanted: registered through this store
         self._held_workers: set[str] = set()  # locked on the current connection
@@ -145,9 +146,15 @@ class Session:
 
     async def hold_worker(self, worker: WorkerRecord, timeout: float) -> bool:
         """Register ``worker`` and hold its lock; False when the session could not do it
-        within ``timeout`` (it keeps trying: a reconnect registers every wanted worker)."""
+        within ``timeout``: then the worker is not registered (whatever part of it was done
+        is undone once the session is back), and the caller may try again."""
+        self._leaving.pop(worker.worker_id, None)  # a new try cancels the undoing
         self._workers[worker.worker_id] = worker
-        return await self._sync(timeout)
+        if await self._sync(timeout):
+            return True
+        if self._workers.pop(worker.worker_id, None) is not None:
+            self._leaving[worker.worker_id] = worker.heartbeat_at
+        return False
 
     def beat(self, worker_id: str, now: float) -> None:
         """Keep the time a re-registration after a reconnect would write."""
@@ -206,7 +213,7 @@ class Session:
         if self._runs[run_id] <= 0:
             del self._runs[run_id]
             self._unwatchable.discard(run_id)
-            self._poke.set()
+            self._nudge()
 
     def renew(self, run_id: str, old: asyncio.Future[None] | None) -> asyncio.Future[None]:
         """A fresh future for the next end notice of a run still watched."""
@@ -236,7 +243,7 @@ class Session:
         self._start()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._synced.append(fut)
-        self._poke.set()
+        self._nudge()
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
@@ -288,36 +295,63 @@ class Session:
                     fut.set_result(None)
 
     async def _serve(self, conn: Conn) -> None:
+        """Between commands the session only reads: notifications, or the end of the
+        connection (a dead server is noticed at once, and the locks are taken again). The
+        reading is done here, on the socket, so that a command does not have to interrupt a
+        waiting task; notifications that arrive during a command reach the same handler."""
+        loop = asyncio.get_running_loop()
+        conn.add_notify_handler(self._on_notice)
+        fd = conn.pgconn.socket
         while True:
-            self._poke.clear()
+            self._dirty = False
             await self._reconcile(conn)
-            listening = asyncio.ensure_future(self._listen(conn))
-            poked = asyncio.ensure_future(self._poke.wait())
-            timeout = None
+            if self._dirty:  # wanted more while we were at it
+                continue
+            wakeup: asyncio.Future[None] = loop.create_future()
+            self._wakeup = wakeup
+            loop.add_reader(fd, _resolve, wakeup)
+            timer = None
             if self._retry_at is not None:
-                timeout = max(0.0, self._retry_at - time.monotonic())
-            try:
-                done, _ = await asyncio.wait(
-                    {listening, poked}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                timer = loop.call_at(
+                    loop.time() + max(0.0, self._retry_at - time.monotonic()), _resolve, wakeup
                 )
+            try:
+                await wakeup
             finally:
-                poked.cancel()
-                if not listening.done():
-                    listening.cancel()
-                    # wait() does not raise the listener's CancelledError, only our own
-                    await asyncio.wait({listening})
-            if listening in done:
-                listening.result()  # the connection's error: reconnect
+                self._wakeup = None
+                loop.remove_reader(fd)
+                if timer is not None:
+                    timer.cancel()
+            self._read(conn)
 
-    async def _listen(self, conn: Conn) -> None:
-        async for notice in conn.notifies():
-            if notice.channel == self.end_channel:
-                for fut in list(self._ended.get(notice.payload, ())):
-                    if not fut.done():
-                        fut.set_result(None)
-            else:
-                self._wake_all()
-        raise psycopg.OperationalError("the notification stream ended")
+    def _read(self, conn: Conn) -> None:
+        """Take what the server sent: notifications go to ``_on_notice``; a closed
+        connection raises (and the session reconnects)."""
+        pgconn = conn.pgconn
+        pgconn.consume_input()
+        while (notice := pgconn.notifies()) is not None:
+            encoding = conn.info.encoding
+            self._on_notice(
+                psycopg.Notify(
+                    notice.relname.decode(encoding), notice.extra.decode(encoding), notice.be_pid
+                )
+            )
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the server closed the connection")
+
+    def _on_notice(self, notice: psycopg.Notify) -> None:
+        if notice.channel == self.end_channel:
+            for fut in list(self._ended.get(notice.payload, ())):
+                if not fut.done():
+                    fut.set_result(None)
+        else:
+            self._wake_all()
+
+    def _nudge(self) -> None:
+        """Something is wanted: the session acts on it now, or after what it is doing."""
+        self._dirty = True
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     async def _reconcile(self, conn: Conn) -> None:
         """Take the locks that are wanted and not held, give back those held and not wanted."""
@@ -371,6 +405,11 @@ class Session:
     def _wake_all(self) -> None:
         for callback in list(self._listeners):
             callback()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _reason(exc: BaseException) -> str:
