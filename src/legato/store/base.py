@@ -69,8 +69,11 @@ class RunStore(Protocol):
         """The journals of several runs in one query (what a worker just claimed)."""
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
-        """Cancel a run that has not finished, and its unfinished children. Called again with
-        the same ``now`` (a retry after a lost reply) it returns the run it cancelled."""
+        """Cancel a run that has not finished, and its unfinished children. The store's own
+        retry after a lost reply finds the run cancelled and returns it."""
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        """Runs cancelled at ``since`` or later (a worker stops those it executes)."""
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         """Make a failed run runnable again from its first failed journal entry."""

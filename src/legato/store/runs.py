@@ -153,7 +153,7 @@ class SQLRuns(Dialect):
             run = await require_run(tx, run_id, shown)
             await tx.lock_run(run.parent_run_id)  # parent, then child: one order everywhere
             run = await require_run(tx, run_id, shown, lock=True)
-            if run.status == "cancelled" and run.finished_at == now:
+            if run.status == "cancelled" and tx.retried:
                 return run  # this very call, retried after its commit's reply was lost
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
@@ -161,6 +161,12 @@ class SQLRuns(Dialect):
             return await require_run(tx, run_id)
 
         return await self._transact(work)
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        rows = await self._select(
+            "SELECT run_id FROM runs WHERE finished_at >= ? AND status = 'cancelled'", (since,)
+        )
+        return [r[0] for r in rows]
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         shown = self._shown()
