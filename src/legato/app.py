@@ -515,7 +515,8 @@ class App:
         if not self.workflows:
             raise ConfigurationError(f"app {self.name!r} has no workflows to run")
         runtime = await self._rt()
-        await self._store_schedules(runtime.ops)
+        if exit_when is None:  # a worker, not app.run's run to its end
+            await self._store_schedules(runtime.ops)
         worker = Worker(
             store=runtime.store,
             clock=self.clock,

@@ -260,7 +260,8 @@ class Worker:
             self._look = False
             if await exit_when():
                 return False
-        await self._schedules(self.clock.now())
+        if exit_when is None:  # app.run executes its own run; it leaves schedules to workers
+            await self._schedules(self.clock.now())
         free = self.concurrency - len(self._tasks)
         if free <= 0:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
