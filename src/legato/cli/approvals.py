@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import styled, when
-from legato.cli.session import run_ops
+from legato.cli.output import Rows, cut, emit_lines, plain, styled, when
+from legato.cli.session import JSON_ARGUMENT, run_ops
+from legato.ops.shapes import approval_document
+
+if TYPE_CHECKING:
+    from legato.ops import Operations
+    from legato.store.records import ApprovalRecord
 
 
 @click.command()
@@ -16,44 +21,37 @@ from legato.cli.session import run_ops
     help="pending, approved, rejected, expired, cancelled, or all.",
 )  # fmt: skip
 @click.option("--run", "run_id", default=None, help="Only approvals of this run.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.pass_context
 def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool) -> None:
     """List approvals (pending ones by default), oldest first."""
-    from legato.approvals import Approval
-
     wanted = None if status == "all" else status
-    found = run_ops(ctx, lambda ops: ops.approvals.list(wanted, run_id, 500))
-    shown = [Approval.from_record(r) for r in found]
-    if as_json:
-        for a in shown:
-            click.echo(json.dumps({
-                "id": a.id, "run_id": a.run_id, "name": a.name, "kind": a.kind,
-                "status": a.status, "prompt": a.prompt, "data": a.data, "risk": a.risk,
-                "reason": a.reason, "assignees": a.assignees, "decided_by": a.decided_by,
-                "comment": a.comment,
-            }, default=str))  # fmt: skip
-        return
-    from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    if not shown:
-        console.print(f"no {'' if wanted is None else wanted + ' '}approvals")
+    async def work(ops: Operations) -> list[ApprovalRecord]:
+        found = await ops.approvals.list(wanted, run_id, 500)
+        if not found and run_id is not None:
+            await ops.runs.get(run_id)  # a mistyped run is an error, not "no approvals"
+        return found
+
+    found = run_ops(ctx, work)
+    if as_json:
+        emit_lines(approval_document(a) for a in found)
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("ID", "RUN", "NAME", "STATUS", "ASKED", "PROMPT / DATA", "DECIDED BY"):
-        # ids are copied into the next command: never fold them
-        table.add_column(col, overflow="fold", no_wrap=col in ("ID", "RUN"))
-    for a in shown:
-        detail = a.prompt or json.dumps(a.data, default=str)
+    if not found:
+        click.echo(f"no {'' if wanted is None else wanted + ' '}approvals")
+        return
+    # ids are copied into the next command: never fold them
+    rows = Rows("ID", "RUN", "NAME", "STATUS", "ASKED", "PROMPT / DATA", "DECIDED BY",
+                 keep=("ID", "RUN"))  # fmt: skip
+    for a in found:
+        detail = a.prompt or a.data or "null"
         if a.reason:
             detail += f" ({a.reason})"
-        table.add_row(
-            a.id, a.run_id, a.name, styled(a.status), when(a.created_at.timestamp()),
-            detail[:120], a.decided_by or "-",
+        rows.add(
+            a.approval_id, plain(a.run_id), plain(a.name), styled(a.status), when(a.created_at),
+            plain(cut(detail, 120)), plain(a.decided_by),
         )  # fmt: skip
-    console.print(table)
+    rows.print()
 
 
 def _decide(ctx: click.Context, approval_id: str, approved: bool, by: str, data: str | None,
@@ -68,7 +66,12 @@ def _decide(ctx: click.Context, approval_id: str, approved: bool, by: str, data:
 @click.command()
 @click.argument("approval_id")
 @click.option("--by", required=True, help="Who approves (recorded and audited).")
-@click.option("--data", default=None, help="Edited data, as JSON, replacing what was proposed.")
+@click.option(
+    "--data",
+    default=None,
+    type=JSON_ARGUMENT,
+    help="Edited data replacing what was proposed: JSON, @FILE or - (standard input).",
+)
 @click.option("--comment", default=None)
 @click.pass_context
 def approve(

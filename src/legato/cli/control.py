@@ -2,53 +2,57 @@
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import when
-from legato.cli.session import default_person, run_ops
+from legato.cli.output import Rows, cut, emit_lines, plain, when
+from legato.cli.session import FORCE_HINT, app_workflows, default_person, run_ops
+from legato.ops.shapes import audit_document, autonomy_document, pause_document
+
+if TYPE_CHECKING:
+    from legato.ops import Operations
+    from legato.store.records import AuditRecord
+
+_JSON_HELP = "Print one JSON object per line."
 
 
 @click.group(invoke_without_command=True)
 @click.option("--run", "run_id", default=None, help="Only rows about this run.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.pass_context
 def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     """The audit log: gate decisions, approvals, autonomy changes, pauses."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = run_ops(ctx, lambda ops: ops.audit.list(run_id=run_id, limit=100_000))
-    if as_json:
-        for r in rows:
-            click.echo(json.dumps({
-                "seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor, "run_id": r.run_id,
-                "subject": r.subject, "detail": json.loads(r.detail), "hash": r.hash,
-            }))  # fmt: skip
-        return
-    from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
-    if not rows:
-        console.print("the audit log is empty")
+    async def work(ops: Operations) -> list[AuditRecord]:
+        rows = await ops.audit.list(run_id=run_id, limit=100_000)
+        if not rows and run_id is not None:
+            await ops.runs.get(run_id)  # the log outlives removed runs: check only when empty
+        return rows
+
+    found = run_ops(ctx, work)
+    if as_json:
+        emit_lines(audit_document(r) for r in found)
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("#", "AT", "KIND", "ACTOR", "RUN", "SUBJECT", "DETAIL"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(
-            str(r.seq), when(r.at), r.kind, r.actor or "-", r.run_id or "-", r.subject or "-",
-            r.detail[:100],
+    if not found:
+        click.echo("the audit log is empty" if run_id is None else f"no audit rows for {run_id}")
+        return
+    rows = Rows("#", "AT", "KIND", "ACTOR", "RUN", "SUBJECT", "DETAIL")
+    for r in found:
+        rows.add(
+            str(r.seq), when(r.at), r.kind, plain(r.actor), plain(r.run_id), plain(r.subject),
+            plain(cut(r.detail, 100)),
         )  # fmt: skip
-    console.print(table, markup=False)
+    rows.print()
 
 
 @audit.command("verify")
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
     """Check the hash chain; exit 1 naming the first row that was edited or removed."""
-    check = run_ops(ctx.parent or ctx, lambda ops: ops.audit.verify())
+    check = run_ops(ctx, lambda ops: ops.audit.verify())
     if check.ok:
         click.echo(f"audit log intact: {check.rows} rows")
         return
@@ -57,12 +61,16 @@ def audit_verify(ctx: click.Context) -> None:
 
 
 @click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.pass_context
-def autonomy(ctx: click.Context) -> None:
+def autonomy(ctx: click.Context, as_json: bool) -> None:
     """Autonomy levels per actor: 0 propose only, 1 low risk, 2 medium, 3 high."""
     if ctx.invoked_subcommand is not None:
         return
     levels = run_ops(ctx, lambda ops: ops.control.autonomy_levels())
+    if as_json:
+        emit_lines(autonomy_document(a) for a in levels)
+        return
     if not levels:
         click.echo("no levels set at run time (actors use the policy's, else 1)")
     for a in levels:
@@ -81,9 +89,7 @@ def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: st
     from legato.ops import LEVELS
 
     who = by or default_person()
-    run_ops(
-        ctx.parent or ctx, lambda ops: ops.control.set_autonomy(actor, level, by=who, reason=reason)
-    )
+    run_ops(ctx, lambda ops: ops.control.set_autonomy(actor, level, by=who, reason=reason))
     click.echo(f"{actor} is now at autonomy {level} ({LEVELS[level]}), set by {who}")
 
 
@@ -91,19 +97,40 @@ def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: st
 @click.argument("workflow", required=False)
 @click.option("--reason", default="paused from the CLI", show_default=True)
 @click.option("--by", default=None, help="Who pauses [default: $LEGATO_USER or $USER].")
+@click.option("--force", is_flag=True, help="Pause a workflow that has no runs yet.")
+@click.option("--json", "as_json", is_flag=True, help="List paused workflows as JSON lines.")
 @click.pass_context
-def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None) -> None:
+def pause(
+    ctx: click.Context,
+    workflow: str | None,
+    reason: str,
+    by: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
     """Kill switch: no new entry of WORKFLOW starts until `legato resume` (lists if omitted)."""
     if workflow is None:
         paused = run_ops(ctx, lambda ops: ops.control.paused())
+        if as_json:
+            emit_lines(pause_document(p) for p in paused)
+            return
         if not paused:
             click.echo("no workflow is paused")
         for p in paused:
             click.echo(f"{p.workflow}\tpaused by {p.paused_by} at"
                        f" {when(p.paused_at.timestamp())}: {p.reason}")  # fmt: skip
         return
+    if as_json:
+        raise click.UsageError("--json lists paused workflows: give no WORKFLOW with it")
     who = by or default_person()
-    changed = run_ops(ctx, lambda ops: ops.control.pause(workflow, by=who, reason=reason))
+    known = app_workflows(ctx)
+
+    async def work(ops: Operations) -> bool:
+        if not force:
+            await ops.runs.require_workflow(workflow, also=known, hint=FORCE_HINT)
+        return await ops.control.pause(workflow, by=who, reason=reason)
+
+    changed = run_ops(ctx, work)
     click.echo(f"{workflow} {'paused' if changed else 'was already paused'}")
 
 
@@ -114,5 +141,14 @@ def pause(ctx: click.Context, workflow: str | None, reason: str, by: str | None)
 def resume(ctx: click.Context, workflow: str, by: str | None) -> None:
     """Undo `legato pause`: WORKFLOW's runs carry on where they stopped."""
     who = by or default_person()
-    changed = run_ops(ctx, lambda ops: ops.control.resume(workflow, by=who))
+    known = app_workflows(ctx)
+
+    async def work(ops: Operations) -> bool:
+        changed = await ops.control.resume(workflow, by=who)
+        if not changed:  # "was not paused" is news only for a name that exists
+            paused = [p.workflow for p in await ops.control.paused()]
+            await ops.runs.require_workflow(workflow, also={*known, *paused})
+        return changed
+
+    changed = run_ops(ctx, work)
     click.echo(f"{workflow} {'resumed' if changed else 'was not paused'}")

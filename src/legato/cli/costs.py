@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.session import parse_age, run_ops
+from legato.cli.output import Rows, emit_lines, plain
+from legato.cli.session import app_workflows, parse_age, run_ops
+from legato.ops.shapes import usage_document, usd
+
+if TYPE_CHECKING:
+    from legato.ops import Operations
+    from legato.store.usage import UsageTotals
 
 
 @click.command()
@@ -19,52 +25,44 @@ from legato.cli.session import parse_age, run_ops
 )
 @click.option("--since", default=None, metavar="AGE", help="Only the last AGE: 7d, 24h, 2w.")
 @click.option("--workflow", default=None, help="Only this workflow's calls.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.pass_context
 def costs(
     ctx: click.Context, by: str, since: str | None, workflow: str | None, as_json: bool
 ) -> None:
     """Model calls, tokens and cost, grouped by workflow, model, day, tenant or run."""
-    from decimal import Decimal
-
     age = parse_age(since) if since else None
-    rows = run_ops(ctx, lambda ops: ops.costs.rollup(by=by, since=age, workflow=workflow))
+    known = app_workflows(ctx)
 
-    def usd(nano: int) -> str:
-        return f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
+    async def work(ops: Operations) -> list[tuple[str, UsageTotals]]:
+        rows = await ops.costs.rollup(by=by, since=age, workflow=workflow)
+        if not rows and workflow is not None:
+            spent = [name for name, _ in await ops.costs.rollup(by="workflow")]
+            await ops.runs.require_workflow(workflow, also={*known, *spent})
+        return rows
 
+    rows = run_ops(ctx, work)
     if as_json:
-        for key, t in rows:
-            click.echo(json.dumps({
-                by: key, "calls": t.calls, "input_tokens": t.input_tokens,
-                "cached_input_tokens": t.cached_input_tokens, "output_tokens": t.output_tokens,
-                "usd": usd(t.cost_nanousd), "unknown_cost_calls": t.unknown_cost_calls,
-                "cache_hits": t.cache_hits,
-            }))  # fmt: skip
+        emit_lines(usage_document(by, key, t) for key, t in rows)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
     if not rows:
-        console.print("no model calls recorded")
+        click.echo("no model calls recorded")
         return
-    table = Table(box=None, header_style="bold")
-    for col in (by.upper(), "CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS"):
-        table.add_column(col, justify="left" if col == by.upper() else "right")
+    numbers = ("CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS")
+    # run ids and tenants are copied into the next command: never cut them
+    table = Rows(by.upper(), *numbers, keep=(by.upper(),), right=numbers)
     total = [0, 0, 0, 0, 0, 0, 0]
     for key, t in rows:
         values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
                   t.cost_nanousd, t.unknown_cost_calls, t.cache_hits]  # fmt: skip
         total = [a + b for a, b in zip(total, values, strict=True)]
-        table.add_row(key or "-", *(str(v) for v in values[:4]), usd(values[4]),
-                      *(str(v) for v in values[5:]))  # fmt: skip
-    table.add_row("TOTAL", *(str(v) for v in total[:4]), usd(total[4]),
-                  *(str(v) for v in total[5:]), style="bold")  # fmt: skip
-    console.print(table, markup=False)
+        table.add(plain(key), *(str(v) for v in values[:4]), usd(values[4]),
+                  *(str(v) for v in values[5:]))  # fmt: skip
+    table.add("TOTAL", *(str(v) for v in total[:4]), usd(total[4]),
+              *(str(v) for v in total[5:]), style="bold")  # fmt: skip
+    table.print()
     if total[5]:
-        console.print(
+        click.echo(
             f"{total[5]} call(s) have no known price: USD figures leave them out (see"
-            " [prices] in legato.toml)",
-            markup=False,
+            " [prices] in legato.toml)"
         )

@@ -53,6 +53,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     explicit = ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
     url = database_url if explicit else None
     limit: int | None = DEFAULT_PAYLOAD_LIMIT
+    app = None
     if app_target is not None:
         app = load_app(app_target)
         url = url or app.database_url
@@ -61,6 +62,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
         "url": url or database_url or DEFAULT_URL,
         "explicit": explicit,
         "payload_limit": limit,
+        "app": app,
     }
 
 

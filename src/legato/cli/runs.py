@@ -3,113 +3,110 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import styled, when
-from legato.cli.session import parse_age, run_ops
+from legato.cli.output import (
+    Rows,
+    cut,
+    emit,
+    emit_lines,
+    piped,
+    plain,
+    styled,
+    when,
+)
+from legato.cli.session import JSON_ARGUMENT, app_workflows, parse_age, run_ops
 from legato.durations import format_duration
+from legato.ops.shapes import run_document, timeline_document
+
+if TYPE_CHECKING:
+    from legato.ops import Operations
+    from legato.store.records import RunRecord
 
 
 @click.command()
 @click.option("--status", "-s", default=None, help="Only runs in this status.")
 @click.option("--workflow", "-w", default=None, help="Only runs of this workflow.")
-@click.option("--limit", "-n", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.pass_context
 def runs(
     ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
 ) -> None:
     """List runs, newest first."""
-    found = run_ops(ctx, lambda ops: ops.runs.list(status=status, workflow=workflow, limit=limit))
-    if as_json:
-        for r in found:
-            click.echo(
-                json.dumps(
-                    {
-                        "run_id": r.run_id,
-                        "workflow": r.workflow,
-                        "status": r.status,
-                        "created_at": r.created_at,
-                        "finished_at": r.finished_at,
-                        "waiting_on": r.waiting_on,
-                    }
-                )
-            )
-        return
-    from rich.console import Console
-    from rich.table import Table
+    known = app_workflows(ctx)
 
-    table = Table(box=None, header_style="bold")
-    for col in ("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR"):
-        table.add_column(col, no_wrap=col == "RUN")
+    async def work(ops: Operations) -> list[RunRecord]:
+        found = await ops.runs.list(status=status, workflow=workflow, limit=limit)
+        if not found and workflow is not None:
+            await ops.runs.require_workflow(workflow, also=known)
+        return found
+
+    found = run_ops(ctx, work)
+    if as_json:
+        emit_lines(run_document(r) for r in found)
+        return
+    if not found:
+        click.echo("no runs")
+        return
+    rows = Rows("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR",
+                 keep=("RUN",))  # fmt: skip
     for r in found:
         detail = r.waiting_on or ""
         if r.error:
             err = json.loads(r.error)
-            detail = f"{err.get('type')}: {err.get('message', '')}"[:80]
-        table.add_row(
-            r.run_id,
-            r.workflow,
-            styled(r.status),
-            when(r.created_at),
-            when(r.updated_at),
-            detail,
-        )
-    console = Console()
-    if not found:
-        console.print("no runs")
-    else:
-        console.print(table)
+            detail = cut(f"{err.get('type')}: {err.get('message', '')}", 80)
+        rows.add(
+            plain(r.run_id), plain(r.workflow), styled(r.status), when(r.created_at),
+            when(r.updated_at), plain(detail),
+        )  # fmt: skip
+    rows.print()
 
 
 @click.command()
 @click.argument("run_id")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the stored traceback.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its journal as JSON.")
 @click.pass_context
-def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
+def show(ctx: click.Context, run_id: str, show_traceback: bool, as_json: bool) -> None:
     """Show a run and the timeline of its journal."""
-    timeline = run_ops(ctx, lambda ops: ops.runs.timeline(run_id))
-    from rich.console import Console
-    from rich.table import Table
-
+    whole = as_json or piped()
+    timeline = run_ops(ctx, lambda ops: ops.runs.timeline(run_id, width=None if whole else 80))
+    if as_json:
+        emit(timeline_document(timeline))
+        return
     run = timeline.run
-    console = Console()
-    console.print(
-        f"[bold]run[/bold] {run.run_id}   [bold]workflow[/bold] {run.workflow}"
-        f"   [bold]status[/bold] {styled(run.status)}"
-    )
-    console.print(f"created {when(run.created_at)}   updated {when(run.updated_at)}")
-    console.print(f"code version {run.code_version or '-'}")
+    lines = [
+        f"run {run.run_id}   workflow {run.workflow}   status {run.status}",
+        f"created {when(run.created_at)}   updated {when(run.updated_at)}",
+        f"code version {run.code_version or '-'}",
+    ]
     if run.parent_run_id:
         entry = run.run_id.rpartition("~")[2] if "~" in run.run_id else run.parent_seq
-        console.print(f"child of {run.parent_run_id} (entry {entry})")
+        lines.append(f"child of {run.parent_run_id} (entry {entry})")
     if run.waiting_on:
-        console.print(f"waiting on: {run.waiting_on}")
-    table = Table(box=None, header_style="bold")
-    for col in ("#", "KIND", "NAME", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT / ERROR"):
-        table.add_column(col, overflow="fold")
+        lines.append(f"waiting on: {run.waiting_on}")
+    for line in lines:
+        click.echo(line)
+    rows = Rows("#", "KIND", "NAME", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT / ERROR")
     for e in timeline.entries:
-        table.add_row(
-            e.entry,
-            e.kind,
-            e.name,
-            styled(e.status),
-            str(e.attempts),
-            "-" if e.duration is None else format_duration(e.duration),
-            e.summary,
-        )
+        rows.add(
+            e.entry, e.kind, plain(e.name), styled(e.status), str(e.attempts),
+            "-" if e.duration is None else format_duration(e.duration), plain(e.summary),
+        )  # fmt: skip
     if timeline.entries:
-        console.print(table)
+        rows.print()
     else:
-        console.print("(no journal entries)")
+        click.echo("(no journal entries)")
     if run.status == "completed":
-        console.print("result: " + (run.output or "null"), markup=False, highlight=False)
+        click.echo("result: " + (run.output or "null"))
     if run.error:
         err = json.loads(run.error)
-        console.print(f"error: {err.get('type')}: {err.get('message')}", style="red", markup=False)
+        click.secho(f"error: {err.get('type')}: {err.get('message')}", fg="red")
         if show_traceback and err.get("traceback"):
-            console.print(err["traceback"], markup=False)
+            click.echo(err["traceback"].rstrip("\n"))
 
 
 @click.group()
@@ -120,7 +117,13 @@ def events() -> None:
 @events.command("send")
 @click.argument("run_id")
 @click.argument("name")
-@click.option("--data", default="null", show_default=True, help="The payload, as JSON.")
+@click.option(
+    "--data",
+    default="null",
+    show_default=True,
+    type=JSON_ARGUMENT,
+    help="The payload: JSON, @FILE or - (standard input).",
+)
 @click.pass_context
 def events_send(ctx: click.Context, run_id: str, name: str, data: str) -> None:
     """Deliver event NAME to RUN_ID (buffered until the run waits for it)."""

@@ -4,6 +4,7 @@ database, and the small parsers shared by several commands."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -101,3 +102,40 @@ def parse_age(text: str) -> timedelta:
 def default_person() -> str:
     """Who is acting at a terminal when no --by is given."""
     return os.environ.get("LEGATO_USER") or os.environ.get("USER") or "cli"
+
+
+class JsonArgument(click.ParamType[str, Any]):
+    """JSON text given inline, as ``@path`` (a file's content) or ``-`` (standard input).
+
+    Files and stdin lift the limit the operating system puts on a command line (about 128 KiB
+    per argument on Linux); what the database accepts is still the payload limit.
+    """
+
+    name = "JSON|@FILE|-"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not isinstance(value, str):
+            return json.dumps(value)
+        if value == "-":
+            return sys.stdin.read()
+        if value.startswith("@"):
+            try:
+                return Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                self.fail(f"cannot read {value[1:]!r}: {exc.strerror or exc}", param, ctx)
+            except UnicodeDecodeError:
+                self.fail(f"{value[1:]!r} is not UTF-8 text", param, ctx)
+        return value
+
+
+JSON_ARGUMENT = JsonArgument()
+
+
+def app_workflows(ctx: click.Context) -> frozenset[str]:
+    """The workflows of the app given with ``--app`` (none without it)."""
+    app: App | None = ctx.find_root().obj.get("app")
+    return frozenset(app.workflows) if app is not None else frozenset()
+
+
+#: what commands that check a workflow's name add to "no workflow X has runs"
+FORCE_HINT = "; pass --force for a workflow that has no runs yet"

@@ -8,7 +8,6 @@ translated back through that map.
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from legato.errors import PolicyError
+from legato.errors import PolicyError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -197,8 +196,7 @@ def _unknown_field(loc: Loc, root: type[Any]) -> str:
     if model is None:
         return message
     fields = list(model.model_fields)
-    close = difflib.get_close_matches(str(name), fields, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(str(name), fields)
     return f"{message}{hint}; expected one of {', '.join(fields)}"
 
 

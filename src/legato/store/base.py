@@ -61,6 +61,9 @@ class RunStore(Protocol):
         limit: int = 100,
     ) -> list[RunRecord]: ...
 
+    async def workflow_names(self) -> list[str]:
+        """The workflows that have runs, sorted (to tell a typo from a name: slow, scans runs)."""
+
     async def load_entries(self, run_id: str) -> list[Entry]: ...
 
     async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
