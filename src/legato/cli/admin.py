@@ -101,7 +101,7 @@ def db_upgrade(ctx: click.Context) -> None:
     async def upgrade() -> int:
         from legato.store import open_store
 
-        store = await open_store(ctx.obj["url"])
+        store = await open_store(ctx.obj["url"], create_schema=True)
         try:
             return await store.schema_version()
         finally:

@@ -8,7 +8,6 @@ import click
 
 from legato.cli.output import Rows, cut, emit_lines, plain, styled, when
 from legato.cli.session import JSON_ARGUMENT, run_ops
-from legato.ops.shapes import approval_document
 
 if TYPE_CHECKING:
     from legato.ops import Operations
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool) -> None:
     """List approvals (pending ones by default), oldest first."""
+    from legato.ops import shapes
+
     wanted = None if status == "all" else status
 
     async def work(ops: Operations) -> list[ApprovalRecord]:
@@ -35,7 +36,7 @@ def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool
 
     found = run_ops(ctx, work)
     if as_json:
-        emit_lines(approval_document(a) for a in found)
+        emit_lines(shapes.approval_document(a) for a in found)
         return
     if not found:
         click.echo(f"no {'' if wanted is None else wanted + ' '}approvals")

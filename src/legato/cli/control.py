@@ -8,7 +8,6 @@ import click
 
 from legato.cli.output import Rows, cut, emit_lines, plain, when
 from legato.cli.session import FORCE_HINT, app_workflows, default_person, run_ops
-from legato.ops.shapes import audit_document, autonomy_document, pause_document
 
 if TYPE_CHECKING:
     from legato.ops import Operations
@@ -23,6 +22,8 @@ _JSON_HELP = "Print one JSON object per line."
 @click.pass_context
 def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
     """The audit log: gate decisions, approvals, autonomy changes, pauses."""
+    from legato.ops import shapes
+
     if ctx.invoked_subcommand is not None:
         return
 
@@ -34,7 +35,7 @@ def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
 
     found = run_ops(ctx, work)
     if as_json:
-        emit_lines(audit_document(r) for r in found)
+        emit_lines(shapes.audit_document(r) for r in found)
         return
     if not found:
         click.echo("the audit log is empty" if run_id is None else f"no audit rows for {run_id}")
@@ -65,11 +66,13 @@ def audit_verify(ctx: click.Context) -> None:
 @click.pass_context
 def autonomy(ctx: click.Context, as_json: bool) -> None:
     """Autonomy levels per actor: 0 propose only, 1 low risk, 2 medium, 3 high."""
+    from legato.ops import shapes
+
     if ctx.invoked_subcommand is not None:
         return
     levels = run_ops(ctx, lambda ops: ops.control.autonomy_levels())
     if as_json:
-        emit_lines(autonomy_document(a) for a in levels)
+        emit_lines(shapes.autonomy_document(a) for a in levels)
         return
     if not levels:
         click.echo("no levels set at run time (actors use the policy's, else 1)")
@@ -109,10 +112,12 @@ def pause(
     as_json: bool,
 ) -> None:
     """Kill switch: no new entry of WORKFLOW starts until `legato resume` (lists if omitted)."""
+    from legato.ops import shapes
+
     if workflow is None:
         paused = run_ops(ctx, lambda ops: ops.control.paused())
         if as_json:
-            emit_lines(pause_document(p) for p in paused)
+            emit_lines(shapes.pause_document(p) for p in paused)
             return
         if not paused:
             click.echo("no workflow is paused")

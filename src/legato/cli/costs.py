@@ -8,7 +8,6 @@ import click
 
 from legato.cli.output import Rows, emit_lines, plain
 from legato.cli.session import app_workflows, parse_age, run_ops
-from legato.ops.shapes import usage_document, usd
 
 if TYPE_CHECKING:
     from legato.ops import Operations
@@ -31,6 +30,8 @@ def costs(
     ctx: click.Context, by: str, since: str | None, workflow: str | None, as_json: bool
 ) -> None:
     """Model calls, tokens and cost, grouped by workflow, model, day, tenant or run."""
+    from legato.ops import shapes
+
     age = parse_age(since) if since else None
     known = app_workflows(ctx)
 
@@ -43,7 +44,7 @@ def costs(
 
     rows = run_ops(ctx, work)
     if as_json:
-        emit_lines(usage_document(by, key, t) for key, t in rows)
+        emit_lines(shapes.usage_document(by, key, t) for key, t in rows)
         return
     if not rows:
         click.echo("no model calls recorded")
@@ -56,9 +57,9 @@ def costs(
         values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
                   t.cost_nanousd, t.unknown_cost_calls, t.cache_hits]  # fmt: skip
         total = [a + b for a, b in zip(total, values, strict=True)]
-        table.add(plain(key), *(str(v) for v in values[:4]), usd(values[4]),
+        table.add(plain(key), *(str(v) for v in values[:4]), shapes.usd(values[4]),
                   *(str(v) for v in values[5:]))  # fmt: skip
-    table.add("TOTAL", *(str(v) for v in total[:4]), usd(total[4]),
+    table.add("TOTAL", *(str(v) for v in total[:4]), shapes.usd(total[4]),
               *(str(v) for v in total[5:]), style="bold")  # fmt: skip
     table.print()
     if total[5]:

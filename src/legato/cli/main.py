@@ -15,9 +15,16 @@ from legato.cli import admin, approvals, control, costs, runs
 from legato.cli.session import load_app
 from legato.errors import LegatoError
 
+#: the group's options that take a value; they are also accepted after the command
+_GLOBAL = ("--database-url", "--app")
+
 
 class _Group(click.Group):
-    """Turns LegatoError into one line on stderr and exit code 1."""
+    """Turns LegatoError into one line on stderr and exit code 1, and accepts the global
+    options after the command too (``legato runs --database-url X``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist(self, ctx, args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -64,6 +71,45 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
         "payload_limit": limit,
         "app": app,
     }
+
+
+def _hoist(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Move the global options found after the command in front of it, unless the command has
+    an option of the same name (its own wins). Nothing after ``--`` moves."""
+    command: click.Command | None = None
+    words = iter(enumerate(args))
+    front: list[str] = []
+    rest: list[str] = []
+    for i, arg in words:
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if command is None and not arg.startswith("-"):
+            command = group.get_command(ctx, arg)
+        name, eq, _ = arg.partition("=")
+        if command is not None and name in _GLOBAL and name not in _own_options(command, args):
+            if eq:
+                front.append(arg)
+            else:
+                front.extend(args[i : i + 2])
+                next(words, None)
+            continue
+        rest.append(arg)
+    return front + rest
+
+
+def _own_options(command: click.Command, args: list[str]) -> set[str]:
+    """The option names of ``command`` and of the subcommands named in ``args``."""
+    names: set[str] = set()
+    while True:
+        for param in command.params:
+            names.update(param.opts)
+        if not isinstance(command, click.Group):
+            return names
+        sub = next((command.commands[a] for a in args if a in command.commands), None)
+        if sub is None:
+            return names
+        command = sub
 
 
 for _command in (

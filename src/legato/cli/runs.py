@@ -19,7 +19,6 @@ from legato.cli.output import (
 )
 from legato.cli.session import JSON_ARGUMENT, app_workflows, parse_age, run_ops
 from legato.durations import format_duration
-from legato.ops.shapes import run_document, timeline_document
 
 if TYPE_CHECKING:
     from legato.ops import Operations
@@ -36,6 +35,8 @@ def runs(
     ctx: click.Context, status: str | None, workflow: str | None, limit: int, as_json: bool
 ) -> None:
     """List runs, newest first."""
+    from legato.ops import shapes
+
     known = app_workflows(ctx)
 
     async def work(ops: Operations) -> list[RunRecord]:
@@ -46,7 +47,7 @@ def runs(
 
     found = run_ops(ctx, work)
     if as_json:
-        emit_lines(run_document(r) for r in found)
+        emit_lines(shapes.run_document(r) for r in found)
         return
     if not found:
         click.echo("no runs")
@@ -72,10 +73,12 @@ def runs(
 @click.pass_context
 def show(ctx: click.Context, run_id: str, show_traceback: bool, as_json: bool) -> None:
     """Show a run and the timeline of its journal."""
+    from legato.ops import shapes
+
     whole = as_json or piped()
     timeline = run_ops(ctx, lambda ops: ops.runs.timeline(run_id, width=None if whole else 80))
     if as_json:
-        emit(timeline_document(timeline))
+        emit(shapes.timeline_document(timeline))
         return
     run = timeline.run
     lines = [
