@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -257,3 +258,64 @@ def test_the_readme_postgresql_steps_work_as_written() -> None:
         assert proc.returncode == 0, proc.stderr
         assert "is at schema version" in proc.stdout and proc.stdout.endswith("no runs\n")
         sql(url, f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # for the fixture to drop
+
+
+def test_worker_names_its_database_and_the_controls_that_match_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "refunds.py").write_text(
+        "import legato\n"
+        "app = legato.App('refunds', policy='policy.yaml')\n"
+        "@app.tool(risk='low')\n"
+        "async def refund(order_id: str) -> str:\n"
+        "    return order_id\n"
+        "@app.workflow\n"
+        "async def complaint(ctx: legato.Context) -> None: ...\n"
+    )
+    (tmp_path / "policy.yaml").write_text(
+        "tools:\n"
+        "  refnd:\n"
+        "    rules: [{when: [{arg: amount, op: gt, value: 5}], effect: deny, reason: no}]\n"
+        "throttles:\n"
+        "  - {tool: refnd, limit: 1, per: 1h}\n"
+    )
+    relative = db_url.startswith("sqlite")
+    url = "sqlite:///./big.db" if relative else db_url
+    env = {**os.environ, "LEGATO_DATABASE_URL": url}
+    if not relative:
+        ok(db_url, "db", "upgrade")
+        ok(db_url, "pause", "complaints", "--force")
+    proc = subprocess.Popen(
+        [LEGATO, "worker", "refunds:app", "--grace", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    expected = 4 if relative else 5  # two banner lines, a warning per unmatched control
+    stopper = threading.Timer(30, proc.kill)  # a missing line fails the test, never hangs it
+    stopper.start()
+    try:
+        assert proc.stderr is not None
+        while len(lines) < expected and (line := proc.stderr.readline()):
+            lines.append(line)
+    finally:
+        stopper.cancel()
+        proc.terminate()
+        proc.communicate(timeout=30)
+    text = "".join(lines)
+    if relative:
+        assert (
+            f"database sqlite:///{tmp_path.resolve() / 'big.db'} (from LEGATO_DATABASE_URL;"
+            " a new file, created empty: none was there)"
+        ) in text
+    else:
+        assert f"database {db_url} (from LEGATO_DATABASE_URL)" in text
+        assert (
+            "workflow 'complaints' is paused, but app 'refunds' has no such workflow (did you"
+            " mean 'complaint'?)"
+        ) in text
+    assert "policy: tools.refnd matches no tool of app 'refunds' (did you mean 'refund'?)" in text
+    assert "policy: throttles[0] is for tool 'refnd'" in text

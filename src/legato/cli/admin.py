@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -70,9 +71,10 @@ def worker(
     count = len(app.workflows)
     click.echo(
         f"legato worker: app {app.name!r}, {count} workflow{'' if count == 1 else 's'},"
-        f" database {redact_url(app.database_url)}, concurrency {concurrency}",
+        f" concurrency {concurrency}",
         err=True,
     )
+    click.echo(f"legato worker: database {_which_database(app.database_url, ctx)}", err=True)
     app.worker(concurrency=concurrency, lease=lease, poll_interval=poll, grace=grace)
     # A sync step still running after the grace period cannot be interrupted: its run was
     # released (another worker will redo the step), so do not let its thread hold the exit.
@@ -86,6 +88,27 @@ def worker(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _which_database(url: str, ctx: click.Context) -> str:
+    """The database as the worker will open it (a SQLite file by its absolute path), where
+    its URL came from, and whether the SQLite file is there already."""
+    from legato.store import DEFAULT_URL
+    from legato.store.sqlite import path_from_url
+
+    if ctx.obj["explicit"]:
+        why = "given with --database-url"
+    elif url == os.environ.get("LEGATO_DATABASE_URL"):
+        why = "from LEGATO_DATABASE_URL"
+    elif url == DEFAULT_URL:
+        why = "the default: neither --database-url, the app nor LEGATO_DATABASE_URL names one"
+    else:
+        why = "the app's database_url"
+    if not url.startswith("sqlite:"):
+        return f"{redact_url(url)} ({why})"
+    path = Path(path_from_url(url)).resolve()
+    state = "an existing file" if path.exists() else "a new file, created empty: none was there"
+    return f"sqlite:///{path} ({why}; {state})"
 
 
 @click.group()
