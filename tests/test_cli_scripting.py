@@ -319,3 +319,25 @@ def test_worker_names_its_database_and_the_controls_that_match_nothing(
         ) in text
     assert "policy: tools.refnd matches no tool of app 'refunds' (did you mean 'refund'?)" in text
     assert "policy: throttles[0] is for tool 'refnd'" in text
+
+
+def test_legato_toml_errors_name_the_line_and_a_close_name(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text("import legato\napp = legato.App('flows')\n")
+    (tmp_path / "legato.toml").write_text(
+        "# models for the flows\n"
+        "[providers.openai]\n"
+        'base_url = "http://127.0.0.1:8000/v1"\n'
+        "timout = 5\n"
+        "\n"
+        "[budgets.run]\n"
+        'on_breach = "maybe"\n'
+    )
+    proc = legato_cli(None, "--app", "flows:app", "runs", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: legato.toml, line 4: providers.openai.timout: unknown field 'timout' (did you"
+        " mean 'timeout'?); expected one of kind, base_url, api_key, api_key_env, headers,"
+        " timeout, external",
+        "legato.toml, line 7: budgets.run.on_breach: 'maybe' is not one of fail, downgrade,"
+        " approve",
+    ]
