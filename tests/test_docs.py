@@ -141,3 +141,20 @@ def test_runnable_examples_run_as_written(document: Path, db_url: str, tmp_path:
             folder.run(block)
     finally:
         folder.close()
+
+
+def test_the_docs_name_every_migration_and_the_latest_schema_version() -> None:
+    """The migrations table of the configuration reference lists the shipped migrations, and
+    every "schema version N" that means this legato's names the latest one."""
+    from legato.store.migrations import migrations
+
+    shipped = [(version, name) for version, name, _ in migrations("sqlite")]
+    latest = shipped[-1][0]
+    reference = (ROOT / "docs" / "reference" / "configuration.md").read_text()
+    table = re.findall(r"^\| (\d+) \| `(\w+)` \|", reference, re.M)
+    assert [(int(v), n) for v, n in table] == shipped
+    for path in [*DOCUMENTS, *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = path.read_text()
+        for claimed in re.findall(r"is at schema version (\d+)|this legato knows \((\d+)\)", text):
+            number = int(claimed[0] or claimed[1])
+            assert number == latest, f"{path.relative_to(ROOT)} says schema version {number}"
