@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import Rows, cut, emit_lines, plain, styled, when
+from legato.cli.output import Rows, cut, listed, plain, styled, when
 from legato.cli.session import JSON_ARGUMENT, run_ops
 
 if TYPE_CHECKING:
@@ -35,11 +35,8 @@ def approvals(ctx: click.Context, status: str, run_id: str | None, as_json: bool
         return found
 
     found = run_ops(ctx, work)
-    if as_json:
-        emit_lines(shapes.approval_document(a) for a in found)
-        return
-    if not found:
-        click.echo(f"no {'' if wanted is None else wanted + ' '}approvals")
+    empty = f"no {'' if wanted is None else wanted + ' '}approvals"
+    if listed(found, as_json, shapes.approval_document, empty):
         return
     # ids are copied into the next command: never fold them
     rows = Rows("ID", "RUN", "NAME", "STATUS", "ASKED", "PROMPT / DATA", "DECIDED BY",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import Rows, cut, emit_lines, plain, when
+from legato.cli.output import Rows, cut, listed, plain, when
 from legato.cli.session import FORCE_HINT, app_workflows, default_person, run_ops
 
 if TYPE_CHECKING:
@@ -34,11 +34,8 @@ def audit(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
         return rows
 
     found = run_ops(ctx, work)
-    if as_json:
-        emit_lines(shapes.audit_document(r) for r in found)
-        return
-    if not found:
-        click.echo("the audit log is empty" if run_id is None else f"no audit rows for {run_id}")
+    empty = "the audit log is empty" if run_id is None else f"no audit rows for {run_id}"
+    if listed(found, as_json, shapes.audit_document, empty):
         return
     rows = Rows("#", "AT", "KIND", "ACTOR", "RUN", "SUBJECT", "DETAIL")
     for r in found:
@@ -71,11 +68,9 @@ def autonomy(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     levels = run_ops(ctx, lambda ops: ops.control.autonomy_levels())
-    if as_json:
-        emit_lines(shapes.autonomy_document(a) for a in levels)
+    empty = "no levels set at run time (actors use the policy's, else 1)"
+    if listed(levels, as_json, shapes.autonomy_document, empty):
         return
-    if not levels:
-        click.echo("no levels set at run time (actors use the policy's, else 1)")
     for a in levels:
         click.echo(f"{a.actor}\t{a.level}\tset by {a.set_by} at {when(a.updated_at.timestamp())}:"
                    f" {a.reason}")  # fmt: skip
@@ -116,11 +111,8 @@ def pause(
 
     if workflow is None:
         paused = run_ops(ctx, lambda ops: ops.control.paused())
-        if as_json:
-            emit_lines(shapes.pause_document(p) for p in paused)
+        if listed(paused, as_json, shapes.pause_document, "no workflow is paused"):
             return
-        if not paused:
-            click.echo("no workflow is paused")
         for p in paused:
             click.echo(f"{p.workflow}\tpaused by {p.paused_by} at"
                        f" {when(p.paused_at.timestamp())}: {p.reason}")  # fmt: skip

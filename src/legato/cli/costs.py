@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from legato.cli.output import Rows, emit_lines, plain
+from legato.cli.output import Rows, listed, plain
 from legato.cli.session import app_workflows, parse_age, run_ops
 
 if TYPE_CHECKING:
@@ -43,11 +43,8 @@ def costs(
         return rows
 
     rows = run_ops(ctx, work)
-    if as_json:
-        emit_lines(shapes.usage_document(by, key, t) for key, t in rows)
-        return
-    if not rows:
-        click.echo("no model calls recorded")
+    empty = "no model calls recorded"
+    if listed(rows, as_json, lambda row: shapes.usage_document(by, *row), empty):
         return
     numbers = ("CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS")
     # run ids and tenants are copied into the next command: never cut them

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -30,6 +30,7 @@ _STATUS_STYLE = {
     "pending": "blue",
     "retrying": "yellow",
 }
+T = TypeVar("T")
 #: wide enough that no row of a piped table is ever wrapped
 _UNBOUNDED = 1_000_000
 
@@ -114,6 +115,16 @@ def emit(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, default=str))
 
 
-def emit_lines(documents: Iterable[dict[str, Any]]) -> None:
-    for document in documents:
-        emit(document)
+def listed(
+    items: Sequence[T], as_json: bool, document: Callable[[T], dict[str, Any]], empty: str
+) -> bool:
+    """Print ``items`` as JSON lines with ``--json``, or ``empty`` when there are none; False
+    when the caller has a table (or lines) to print."""
+    if as_json:
+        for item in items:
+            emit(document(item))
+        return True
+    if not items:
+        click.echo(empty)
+        return True
+    return False

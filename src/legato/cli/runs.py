@@ -11,7 +11,7 @@ from legato.cli.output import (
     Rows,
     cut,
     emit,
-    emit_lines,
+    listed,
     piped,
     plain,
     styled,
@@ -46,11 +46,7 @@ def runs(
         return found
 
     found = run_ops(ctx, work)
-    if as_json:
-        emit_lines(shapes.run_document(r) for r in found)
-        return
-    if not found:
-        click.echo("no runs")
+    if listed(found, as_json, shapes.run_document, "no runs"):
         return
     rows = Rows("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR",
                  keep=("RUN",))  # fmt: skip

@@ -24,21 +24,18 @@ def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _pick(record: object, *names: str) -> Document:
+    return {name: getattr(record, name) for name in names}
+
+
 def run_document(run: RunRecord) -> Document:
     """A run as ``legato runs --json`` prints it (one per line)."""
     error = _json(run.error)
     return {
-        "run_id": run.run_id,
-        "workflow": run.workflow,
-        "status": run.status,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-        "waiting_on": run.waiting_on,
-        "tenant": run.tenant,
-        "parent_run_id": run.parent_run_id,
+        **_pick(run, "run_id", "workflow", "status", "created_at", "updated_at", "finished_at",
+                "waiting_on", "tenant", "parent_run_id"),
         "error": None if error is None else {k: error.get(k) for k in ("type", "message")},
-    }
+    }  # fmt: skip
 
 
 def timeline_document(timeline: Timeline) -> Document:
@@ -56,13 +53,7 @@ def timeline_document(timeline: Timeline) -> Document:
 
 def entry_document(e: TimelineEntry) -> Document:
     return {
-        "entry": e.entry,
-        "seq": e.seq,
-        "kind": e.kind,
-        "name": e.name,
-        "status": e.status,
-        "attempts": e.attempts,
-        "duration": e.duration,
+        **_pick(e, "entry", "seq", "kind", "name", "status", "attempts", "duration"),
         "output": _json(e.output),
         "error": _json(e.error),
         "summary": e.summary,
@@ -72,19 +63,11 @@ def entry_document(e: TimelineEntry) -> Document:
 def approval_document(a: ApprovalRecord) -> Document:
     return {
         "id": a.approval_id,
-        "run_id": a.run_id,
-        "name": a.name,
-        "kind": a.kind,
-        "status": a.status,
-        "prompt": a.prompt,
+        **_pick(a, "run_id", "name", "kind", "status", "prompt"),
         "data": _json(a.data),
-        "risk": a.risk,
-        "reason": a.reason,
+        **_pick(a, "risk", "reason"),
         "assignees": _json(a.assignees) or [],
-        "created_at": a.created_at,
-        "expires_at": a.expires_at,
-        "decided_by": a.decided_by,
-        "decided_at": a.decided_at,
+        **_pick(a, "created_at", "expires_at", "decided_by", "decided_at"),
         "decided_data": _json(a.decided_data),
         "comment": a.comment,
     }
@@ -92,34 +75,19 @@ def approval_document(a: ApprovalRecord) -> Document:
 
 def audit_document(r: AuditRecord) -> Document:
     return {
-        "seq": r.seq,
-        "at": r.at,
-        "kind": r.kind,
-        "actor": r.actor,
-        "run_id": r.run_id,
-        "subject": r.subject,
+        **_pick(r, "seq", "at", "kind", "actor", "run_id", "subject"),
         "detail": json.loads(r.detail),
         "hash": r.hash,
     }
 
 
 def autonomy_document(a: AutonomyLevel) -> Document:
-    return {
-        "actor": a.actor,
-        "level": a.level,
-        "set_by": a.set_by,
-        "reason": a.reason,
-        "updated_at": a.updated_at.timestamp(),
-    }
+    updated_at = a.updated_at.timestamp()
+    return {**_pick(a, "actor", "level", "set_by", "reason"), "updated_at": updated_at}
 
 
 def pause_document(p: Pause) -> Document:
-    return {
-        "workflow": p.workflow,
-        "paused_by": p.paused_by,
-        "reason": p.reason,
-        "paused_at": p.paused_at.timestamp(),
-    }
+    return {**_pick(p, "workflow", "paused_by", "reason"), "paused_at": p.paused_at.timestamp()}
 
 
 def usd(nanousd: int) -> str:
@@ -130,11 +98,7 @@ def usd(nanousd: int) -> str:
 def usage_document(by: str, key: str | None, t: UsageTotals) -> Document:
     return {
         by: key,
-        "calls": t.calls,
-        "input_tokens": t.input_tokens,
-        "cached_input_tokens": t.cached_input_tokens,
-        "output_tokens": t.output_tokens,
+        **_pick(t, "calls", "input_tokens", "cached_input_tokens", "output_tokens"),
         "usd": usd(t.cost_nanousd),
-        "unknown_cost_calls": t.unknown_cost_calls,
-        "cache_hits": t.cache_hits,
+        **_pick(t, "unknown_cost_calls", "cache_hits"),
     }
