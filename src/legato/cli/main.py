@@ -51,7 +51,10 @@ class _Group(click.Group):
 @click.version_option(package_name="legato")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, app_target: str | None) -> None:
-    """legato: durable, governed AI workflows."""
+    """legato: durable, governed AI workflows.
+
+    The options above may also follow the command: legato runs --database-url URL.
+    """
     from legato.serde import DEFAULT_PAYLOAD_LIMIT
     from legato.store import DEFAULT_URL
 
