@@ -53,7 +53,7 @@ class _Group(click.Group):
 def cli(ctx: click.Context, database_url: str | None, app_target: str | None) -> None:
     """legato: durable, governed AI workflows.
 
-    The options above may also follow the command: legato runs --database-url URL.
+    These options may also follow the command: legato runs --database-url URL.
     """
     from legato.serde import DEFAULT_PAYLOAD_LIMIT
     from legato.store import DEFAULT_URL
