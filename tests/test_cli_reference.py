@@ -82,7 +82,7 @@ def test_documented_json_shapes_are_the_printed_ones(
     app.run_until_idle()
     [pending] = [json.loads(line) for line in ok(db_url, "approvals", "--json").splitlines()]
     ok(db_url, "approve", pending["id"], "--by", "ann")
-    ok(db_url, "autonomy", "set", "agent", "1", "--reason", "trial")
+    ok(db_url, "autonomy", "set", "agent", "1", "--reason", "trial", "--force")
     ok(db_url, "pause", "refund")
     app.run_until_idle()
 

@@ -121,7 +121,8 @@ def test_every_read_command_speaks_json(
     assert decided["decided_data"] == {"amount": 30, "note": "agreed on the phone"}
     assert decided["decided_by"] == "ann" and decided["decided_at"] >= decided["created_at"]
 
-    ok(db_url, "autonomy", "set", "refund-agent", "0", "--reason", "incident", "--by", "sam")
+    ok(db_url, "autonomy", "set", "refund-agent", "0", "--reason", "incident", "--by", "sam",
+       "--force")  # fmt: skip
     [level] = [json.loads(line) for line in ok(db_url, "autonomy", "--json").splitlines()]
     assert level == {
         "actor": "refund-agent", "level": 0, "set_by": "sam", "reason": "incident",
@@ -193,6 +194,13 @@ def test_names_that_match_nothing_are_errors(
     assert "did you mean 'refund-1'" in fails(db_url, "approvals", "--run", "refund-2")
     assert "did you mean 'refund-1'" in fails(db_url, "show", "refund-2")
     assert fails(db_url, "resume", "refnd").startswith("error: no workflow 'refnd'")
+    # an actor is known once it has a level (or a tool call of it was decided)
+    ok(db_url, "autonomy", "set", "support-agent", "2", "--reason", "trial", "--force")
+    assert fails(db_url, "autonomy", "set", "suport-agent", "0", "--reason", "incident") == (
+        "error: no actor 'suport-agent' has proposed a tool call here or has a level (did you"
+        " mean 'support-agent'?); pass --force for an actor that has not acted yet"
+    )
+    ok(db_url, "autonomy", "set", "support-agent", "0", "--reason", "incident")
 
     # a name no run has yet: --force, or an app that registers it
     assert ok(db_url, "pause", "nightly", "--force", "--by", "sam") == "nightly paused\n"

@@ -81,13 +81,26 @@ def autonomy(ctx: click.Context, as_json: bool) -> None:
 @click.argument("level", type=click.IntRange(0, 3))
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.option("--by", default=None, help="Who decides [default: $LEGATO_USER or $USER].")
+@click.option("--force", is_flag=True, help="Set the level of an actor that has not acted yet.")
 @click.pass_context
-def autonomy_set(ctx: click.Context, actor: str, level: int, reason: str, by: str | None) -> None:
+def autonomy_set(
+    ctx: click.Context, actor: str, level: int, reason: str, by: str | None, force: bool
+) -> None:
     """Set ACTOR's LEVEL; the next proposal of every run uses it."""
     from legato.ops import LEVELS
 
     who = by or default_person()
-    run_ops(ctx, lambda ops: ops.control.set_autonomy(actor, level, by=who, reason=reason))
+    app = ctx.find_root().obj.get("app")
+    in_policy = set(app.policy.autonomy) if app is not None and app.policy is not None else set()
+
+    async def work(ops: Operations) -> None:
+        if not force:
+            levels = {a.actor for a in await ops.control.autonomy_levels()}
+            hint = "; pass --force for an actor that has not acted yet"
+            await ops.audit.require_actor(actor, also=levels | in_policy, hint=hint)
+        await ops.control.set_autonomy(actor, level, by=who, reason=reason)
+
+    run_ops(ctx, work)
     click.echo(f"{actor} is now at autonomy {level} ({LEVELS[level]}), set by {who}")
 
 

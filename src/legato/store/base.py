@@ -239,6 +239,10 @@ class AuditStore(Protocol):
         self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[AuditRecord]: ...
 
+    async def gate_actors(self) -> list[str]:
+        """The actors whose tool calls the gate has decided, sorted (to tell a typo from a
+        name: slow, scans the log)."""
+
 
 class UsageStore(Protocol):
     """Model usage and cost rows, and the response cache (the AI layer)."""
