@@ -29,6 +29,7 @@ from legato.errors import (
     StoreError,
     UnknownApproval,
     UnknownRun,
+    UnknownSchedule,
     UnknownWorkflow,
 )
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from legato.engine.runtime import StepInfo, current_step
     from legato.governance import Policy, PolicyError
     from legato.handle import RunHandle
+    from legato.ops.schedules import Schedule
     from legato.retry import NO_RETRY, RetryPolicy
     from legato.serde import PayloadTooLarge
 
@@ -64,6 +66,7 @@ _LAZY = {
     "AgentResult": "legato.agents",
     "App": "legato.app",
     "Approval": "legato.approvals",
+    "Schedule": "legato.ops.schedules",
     "Budget": "legato.ai.config",
     "BudgetExceeded": "legato.ai.results",
     "Budgets": "legato.ai.config",
@@ -142,6 +145,7 @@ __all__ = [
     "RunConflict",
     "RunFailed",
     "RunHandle",
+    "Schedule",
     "SerializationError",
     "Step",
     "StepFailed",
@@ -153,6 +157,7 @@ __all__ = [
     "ToolSpec",
     "UnknownApproval",
     "UnknownRun",
+    "UnknownSchedule",
     "UnknownWorkflow",
     "__version__",
     "current_step",

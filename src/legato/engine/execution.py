@@ -21,6 +21,7 @@ import contextvars
 import functools
 import logging
 import random as _random
+import threading
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -123,6 +124,9 @@ class Execution:
         self._waits: dict[int, Parkable] = {}
         self._activity = 0
         self._park: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        #: set when the run is cancelled while it executes here; steps see it (StepInfo)
+        self.cancelled = threading.Event()
         self._rng = _random.Random()
         self.supervision = Supervision(self)
         self.model_calls = ModelCalls(self, self.supervision)
@@ -134,15 +138,19 @@ class Execution:
         self._park = loop.create_future()
         with numbered_tasks(loop):
             task = loop.create_task(self._call(), context=contextvars.copy_context())
+            self._task = task  # for cancel(); let go at the end (its context holds us)
             try:
-                await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:  # the worker is shutting down hard
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise
-            if not task.done():
-                return await self._suspend(task)
-            return await self._settle(task)
+                try:
+                    await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the worker is shutting down hard
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                if not task.done():
+                    return await self._suspend(task)
+                return await self._settle(task)
+            finally:
+                self._task = None
 
     async def _call(self) -> Any:
         enter_run(self, self._root)  # here, inside the task: the root task is not a branch
@@ -303,6 +311,15 @@ class Execution:
             self._active -= 1
             self._poke()
 
+    def cancel(self) -> None:
+        """The run was cancelled elsewhere (a person, its parent, a schedule): stop now rather
+        than at the next journal write, recording nothing more. An async step in flight is
+        cancelled; a sync step sees ``current_step().cancelled``."""
+        self.cancelled.set()
+        self._fatal = LeaseLost()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
     def lost(self) -> NoReturn:
         self._fatal = LeaseLost()
         raise self._fatal
@@ -447,8 +464,9 @@ class Execution:
         self, step: StepDef, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         info = StepInfo(
-            self.run_id, self.workflow.name, step.name, seq, attempt, entry=self.key_of(seq)
-        )
+            self.run_id, self.workflow.name, step.name, seq, attempt, self.key_of(seq),
+            self.cancelled,
+        )  # fmt: skip
         token = step_context(info)
         try:
             call: Awaitable[Any]
@@ -456,14 +474,17 @@ class Execution:
                 call = step.fn(*args, **kwargs)
             else:  # in a thread, with this context (so current_step() works there too)
                 call = _in_thread(self.executor, step.fn, args, kwargs)
-            if step.timeout is not None:
+            try:
+                if step.timeout is None:
+                    return await call
                 try:
                     return await asyncio.wait_for(call, step.timeout)
                 except TimeoutError:
                     raise TimeoutError(
                         f"step {step.name!r} timed out after {step.timeout:g}s"
                     ) from None
-            return await call
+            finally:
+                del call  # a raised error's traceback holds this frame, the future holds the error
         finally:
             leave_step(token)
 
@@ -756,13 +777,20 @@ def _in_thread(
         return loop.run_in_executor(None, functools.partial(context.run, fn, *args, **kwargs))
     future = loop.create_future()
 
+    # The step's frame in a raised exception's traceback links back to `work`'s frame and the
+    # pool's: were the future reachable from those, exception, frames and future would make a
+    # cycle that only the cycle collector frees. `work` takes it out of the box and drops it.
+    box = [future]
+
     def work() -> None:
+        settle = box.pop()
         try:
             result = context.run(fn, *args, **kwargs)
         except BaseException as exc:  # handed to the awaiting step, which decides
-            loop.call_soon_threadsafe(_settle, future, None, exc)
+            loop.call_soon_threadsafe(_settle, settle, None, exc)
+            del settle
         else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            loop.call_soon_threadsafe(_settle, settle, result, None)
 
     executor.submit(work)
     return future

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,6 +90,14 @@ class StepInfo:
     attempt: int
     #: the entry's identity: its branch and position, the same on every attempt and replay
     entry: str = ""
+    _cancel: threading.Event | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled while this step runs: a long sync step should look
+        now and then and return (its result is not recorded). An async step is cancelled
+        (``asyncio.CancelledError``) instead."""
+        return self._cancel is not None and self._cancel.is_set()
 
     @property
     def idempotency_key(self) -> str:
@@ -100,12 +109,15 @@ class StepInfo:
 @dataclass(slots=True)
 class Branch:
     """A task of the workflow: its path, how many operations it has made, how many tasks it
-    started, and the task itself (known once it makes an operation)."""
+    started, and the task itself (known once it makes an operation).
+
+    The task is held weakly: the task's context holds the branch, and a strong reference back
+    would make every finished run garbage that only the cycle collector frees."""
 
     path: str
     count: int = 0
     children: int = 0
-    task: asyncio.Task[Any] | None = None
+    task: weakref.ref[asyncio.Task[Any]] | None = None
 
 
 _current: contextvars.ContextVar[Durable | None] = contextvars.ContextVar(
@@ -140,7 +152,8 @@ def current_step() -> StepInfo:
 def enter_run(execution: Durable, root: Branch) -> None:
     """Mark the calling task as the root branch of ``execution`` (called inside that task)."""
     _current.set(execution)
-    root.task = asyncio.current_task()
+    task = asyncio.current_task()
+    root.task = None if task is None else weakref.ref(task)
     _branch.set(root)
 
 
@@ -157,8 +170,8 @@ def here(root: Branch) -> Branch:
     node = _branch.get() or root
     task = asyncio.current_task()
     if node.task is None:  # a numbered task's first operation (or an eager task factory)
-        node.task = task
-    elif node.task is not task:
+        node.task = None if task is None else weakref.ref(task)
+    elif node.task() is not task:
         factory = asyncio.get_running_loop().get_task_factory()
         raise ConfigurationError(
             f"a task of this workflow was created without legato's branch numbering (task"
