@@ -12,7 +12,8 @@ import builtins
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from legato.errors import ConfigurationError, did_you_mean
+from legato.errors import ConfigurationError
+from legato.ops.names import require_name
 from legato.store.base import GENESIS_HASH, AuditRecord, AuditStore, audit_hash
 
 
@@ -46,14 +47,10 @@ class AuditOps:
     ) -> None:
         """Raise :class:`ConfigurationError` unless the gate has decided a tool call of
         ``actor``, or it is one of ``also`` (actors with a level, or in the app's policy)."""
-        if actor in also:
-            return
-        known = await self.store.gate_actors()
-        if actor not in known:
-            raise ConfigurationError(
-                f"no actor {actor!r} has proposed a tool call here or has a level"
-                f"{did_you_mean(actor, {*known, *also})}{hint}"
-            )
+        missing = f"no actor {actor!r} has proposed a tool call here or has a level"
+        await require_name(
+            actor, also, self.store.gate_actors, lambda m: ConfigurationError(m + hint), missing
+        )
 
     async def verify(self) -> AuditCheck:
         """Recompute the chain: an edited, removed or reordered row breaks it."""

@@ -21,6 +21,7 @@ from legato.errors import (
     UnknownWorkflow,
     did_you_mean,
 )
+from legato.ops.names import require_name
 from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
 from legato.timestamps import format_timestamp
 
@@ -113,14 +114,10 @@ class RunOps:
     ) -> None:
         """Raise :class:`UnknownWorkflow` unless ``name`` has runs or is one of ``also`` (the
         workflows of an app): a typed name that matches nothing is a mistake, not a filter."""
-        if name in also:
-            return
-        known = await self.store.workflow_names()
-        if name not in known:
-            raise UnknownWorkflow(
-                f"no workflow {name!r} has runs in {redact_url(self.store.url)}"
-                f"{did_you_mean(name, {*known, *also})}{hint}"
-            )
+        missing = f"no workflow {name!r} has runs in {redact_url(self.store.url)}"
+        await require_name(
+            name, also, self.store.workflow_names, lambda m: UnknownWorkflow(m + hint), missing
+        )
 
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
