@@ -46,6 +46,7 @@ from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.store.usage import UsageTotals
 from legato.sync import Portal, blocking, run_coroutine
+from legato.unmatched import unmatched_controls
 from legato.worker import Worker, wait_for_database
 
 P = ParamSpec("P")
@@ -59,6 +60,7 @@ log = logging.getLogger("legato.app")
 
 # Apps whose background loop holds connections: closed at interpreter exit, so pools and
 # listeners shut down cleanly instead of being destroyed mid-flight.
+_log = logging.getLogger("legato.worker")
 _LIVE_APPS: weakref.WeakSet[App] = weakref.WeakSet()
 
 
@@ -541,7 +543,13 @@ class App:
     ) -> None:
         """Claim and execute runs until ``stop`` is set (or the task is cancelled). A database
         that is unreachable, at the start or later, is waited for (and logged), not fatal."""
-        if await wait_for_database(self._rt, stop) is not None:
+        runtime = await wait_for_database(self._rt, stop)
+        if runtime is not None:
+            paused = await runtime.store.paused_workflows()
+            for problem in unmatched_controls(
+                self.name, self.policy, self.tools, self.workflows, paused
+            ):
+                _log.warning("%s", problem)
             await self._work(stop=stop, concurrency=concurrency, **options)
 
     def worker(self, *, concurrency: int = 100, **options: Any) -> None:

@@ -7,7 +7,15 @@ workflow's ``except Exception`` cannot swallow them.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'refund'?)`` when a known name is close to ``name``, else empty."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class LegatoError(Exception):

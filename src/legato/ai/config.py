@@ -19,6 +19,7 @@ never touches the network. A minimal file::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
@@ -37,6 +38,7 @@ from pydantic import (
 from legato.ai.prices import Price
 from legato.durations import positive_duration
 from legato.errors import ConfigurationError
+from legato.field_errors import Loc, explain
 
 Strategy = Literal["fallback", "cascade", "cheapest"]
 Breach = Literal["fail", "downgrade", "approve"]
@@ -161,18 +163,57 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AIConfig:
             raise ConfigurationError(f"config file {chosen} does not exist")
         return AIConfig()
     try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        text = chosen.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"cannot read {chosen}: {exc}") from None
-    return parse_config(data, source=str(chosen))
+    return parse_config(data, source=str(chosen), lines=toml_lines(text))
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> AIConfig:
-    """Validate a config mapping; errors name the source and the field's path."""
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", lines: dict[Loc, int] | None = None
+) -> AIConfig:
+    """Validate a config mapping; errors name the source, the line (given ``lines``, the
+    map of field paths to lines of :func:`toml_lines`) and the field, one line each."""
     data = {k: v for k, v in data.items() if k != "legato"}  # [legato] is for other settings
     try:
         return AIConfig.model_validate({**data, "source": source})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigurationError(f"{source}: {where}: {first['msg']}") from None
+        raise ConfigurationError(explain(exc, lines or {}, source, AIConfig)) from None
+
+
+_TABLE = re.compile(r"\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(?:#.*)?")
+_NAME = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""  # a bare, "quoted" or 'literal' key
+_KEY = re.compile(rf"\s*({_NAME}(?:\s*\.\s*{_NAME})*)\s*=")
+_PART = re.compile(r"""[A-Za-z0-9_-]+|"([^"]*)"|'([^']*)'""")
+
+
+def toml_lines(text: str) -> dict[Loc, int]:
+    """The line each table and key of a TOML document is written on, by field path.
+
+    tomllib keeps no positions, so this reads the lines the way TOML writes tables
+    (``[a.b]``, ``[[a]]``) and keys (``key =``, ``a.b =``); a line inside a multi-line string
+    that looks like a key can at worst point an error message at the wrong line.
+    """
+    lines: dict[Loc, int] = {}
+    table: Loc = ()
+    counts: dict[Loc, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if header := _TABLE.fullmatch(line):
+            path = _key_path(header[2])
+            if header[1] == "[[":
+                counts[path] = counts.get(path, -1) + 1
+                path = (*path, counts[path])
+            table = path
+            for end in range(1, len(path) + 1):
+                lines.setdefault(path[:end], number)
+        elif key := _KEY.match(line):
+            path = (*table, *_key_path(key[1]))
+            for end in range(len(table) + 1, len(path) + 1):
+                lines.setdefault(path[:end], number)
+    return lines
+
+
+def _key_path(text: str) -> Loc:
+    return tuple(m[1] if m[1] is not None else m[2] if m[2] is not None else m[0]
+                 for m in _PART.finditer(text))  # fmt: skip

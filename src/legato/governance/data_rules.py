@@ -24,7 +24,6 @@ such a repetition is really meant.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections import Counter
@@ -40,6 +39,8 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
 )
+
+from legato.errors import did_you_mean
 
 if TYPE_CHECKING:
     from legato.ai.messages import Message, ToolCall
@@ -320,8 +321,7 @@ def _check_known(name: str, info: ValidationInfo) -> str:
         return name  # the patterns are wrong already; that error says what to fix
     known = [*DATA_CLASSES, *info.data["patterns"]]
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, known)
         raise ValueError(f"unknown data class {name!r}{hint}; known classes are {', '.join(known)}")
     return name
 

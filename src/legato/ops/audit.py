@@ -9,8 +9,11 @@ external note of the last row, or ship the log elsewhere, when that matters.)
 from __future__ import annotations
 
 import builtins
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from legato.errors import ConfigurationError
+from legato.ops.names import require_name
 from legato.store.base import GENESIS_HASH, AuditRecord, AuditStore, audit_hash
 
 
@@ -38,6 +41,16 @@ class AuditOps:
     ) -> builtins.list[AuditRecord]:
         """Rows, oldest first (of one run with ``run_id``)."""
         return await self.store.list_audit(run_id=run_id, limit=limit)
+
+    async def require_actor(
+        self, actor: str, *, also: Collection[str] = (), hint: str = ""
+    ) -> None:
+        """Raise :class:`ConfigurationError` unless the gate has decided a tool call of
+        ``actor``, or it is one of ``also`` (actors with a level, or in the app's policy)."""
+        missing = f"no actor {actor!r} has proposed a tool call here or has a level"
+        await require_name(
+            actor, also, self.store.gate_actors, lambda m: ConfigurationError(m + hint), missing
+        )
 
     async def verify(self) -> AuditCheck:
         """Recompute the chain: an edited, removed or reordered row breaks it."""

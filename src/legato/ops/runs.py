@@ -6,6 +6,7 @@ import builtins
 import json
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,14 @@ from typing import Any
 from legato import serde
 from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
-from legato.errors import ConfigurationError, RunConflict, UnknownRun
+from legato.errors import (
+    ConfigurationError,
+    RunConflict,
+    UnknownRun,
+    UnknownWorkflow,
+    did_you_mean,
+)
+from legato.ops.names import require_name
 from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
 from legato.timestamps import format_timestamp
 
@@ -33,6 +41,9 @@ class TimelineEntry:
     summary: str
     #: the entry's identity: branch and position ("3", "0.1"); see Entry.key
     entry: str = ""
+    #: the recorded output and error, as JSON text (``legato show --json`` embeds them)
+    output: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,21 @@ class RunOps:
     async def get(self, run_id: str) -> RunRecord:
         run = await self.store.get_run(run_id)
         if run is None:
-            raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
+            recent = [r.run_id for r in await self.store.list_runs(limit=1000)]
+            raise UnknownRun(
+                f"no run {run_id!r} in {redact_url(self.store.url)}{did_you_mean(run_id, recent)}"
+            )
         return run
+
+    async def require_workflow(
+        self, name: str, *, also: Collection[str] = (), hint: str = ""
+    ) -> None:
+        """Raise :class:`UnknownWorkflow` unless ``name`` has runs or is one of ``also`` (the
+        workflows of an app): a typed name that matches nothing is a mistake, not a filter."""
+        missing = f"no workflow {name!r} has runs in {redact_url(self.store.url)}"
+        await require_name(
+            name, also, self.store.workflow_names, lambda m: UnknownWorkflow(m + hint), missing
+        )
 
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
@@ -107,10 +131,12 @@ class RunOps:
             raise ConfigurationError(f"limit must be at least 1, got {limit}")
         return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
 
-    async def timeline(self, run_id: str) -> Timeline:
+    async def timeline(self, run_id: str, *, width: int | None = 80) -> Timeline:
+        """The run and its entries, each summarized in at most ``width`` characters (None:
+        whole)."""
         run = await self.get(run_id)
         entries = await self.store.load_entries(run_id)
-        return Timeline(run, [_line(e) for e in entries])
+        return Timeline(run, [_line(e, width) for e in entries])
 
     async def send_event(
         self, run_id: str, name: str, payload: Any = None, *, event_id: str | None = None
@@ -155,17 +181,18 @@ class RunOps:
         return await self.store.delete_finished(before, dry_run=dry_run)
 
 
-def _line(e: Entry) -> TimelineEntry:
+def _line(e: Entry, width: int | None) -> TimelineEntry:
     duration = None
     if e.started_at is not None and e.finished_at is not None:
         duration = max(0.0, e.finished_at - e.started_at)
     return TimelineEntry(
-        e.seq, e.kind, e.name, e.status, e.attempts, duration, summarize(e), entry=e.key
-    )
+        e.seq, e.kind, e.name, e.status, e.attempts, duration, summarize(e, width),
+        entry=e.key, output=e.output, error=e.error,
+    )  # fmt: skip
 
 
-def summarize(e: Entry, width: int = 80) -> str:
-    """A short human description of what an entry holds."""
+def summarize(e: Entry, width: int | None = 80) -> str:
+    """A short human description of what an entry holds (whole when ``width`` is None)."""
     if e.error:
         err = serde.loads(e.error) or {}
         text = f"{err.get('type', 'Error')}: {err.get('message', '')}"
@@ -181,4 +208,4 @@ def summarize(e: Entry, width: int = 80) -> str:
         text = f"retry at {format_timestamp(e.wake_at)}"
     else:
         text = e.output if e.output is not None else ""
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return text if width is None or len(text) <= width else text[: width - 3] + "..."

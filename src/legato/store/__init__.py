@@ -21,14 +21,21 @@ DEFAULT_URL = "sqlite:///./legato.db"
 
 
 async def open_store(
-    url: str, *, durability: str = "normal", long_lived: bool = False, create: bool = True
+    url: str,
+    *,
+    durability: str = "normal",
+    long_lived: bool = False,
+    create: bool = True,
+    create_schema: bool = False,
 ) -> Store:
     """Open (creating and migrating if needed) the store at ``url``.
 
     ``long_lived`` stores (an app's, which workers write through) keep housekeeping such as
     SQLite WAL checkpoints off the connection that commits journal entries. With
     ``create=False`` a SQLite file that does not exist is an error instead of a new database
-    (what a command that only reads wants: a mistyped path must not print "no runs").
+    (what a command that only reads wants: a mistyped path must not print "no runs"), and so
+    is a PostgreSQL schema without legato's tables. ``create_schema`` (``legato db upgrade``)
+    also creates the PostgreSQL schema that the URL's search_path names when it is missing.
     """
     if url.startswith("sqlite://"):
         from legato.store.sqlite import SQLiteStore
@@ -46,7 +53,9 @@ async def open_store(
                 " pip install 'legato[postgres]'"
             ) from None
 
-        return await PostgresStore.open(url, durability=durability)
+        return await PostgresStore.open(
+            url, durability=durability, create=create, create_schema=create_schema
+        )
     raise ConfigurationError(
         f"unsupported database URL {url!r}: expected sqlite:///path/to/file.db or"
         " postgresql://user@host/database"

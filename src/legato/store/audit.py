@@ -66,3 +66,10 @@ class SQLAudit(Dialect):
         head = f"SELECT {AUDIT_COLUMNS} FROM audit"
         query = page(head, "seq", limit, ("seq > ?", after), ("run_id = ?", run_id))
         return [AuditRecord(*r) for r in await self._select(*query)]
+
+    async def gate_actors(self) -> list[str]:
+        rows = await self._select(
+            "SELECT DISTINCT actor FROM audit WHERE kind LIKE 'gate.%' AND actor IS NOT NULL"
+            " ORDER BY actor"
+        )
+        return [r[0] for r in rows]

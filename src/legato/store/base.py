@@ -63,6 +63,9 @@ class RunStore(Protocol):
         limit: int = 100,
     ) -> list[RunRecord]: ...
 
+    async def workflow_names(self) -> list[str]:
+        """The workflows that have runs, sorted (to tell a typo from a name: slow, scans runs)."""
+
     async def load_entries(self, run_id: str) -> list[Entry]: ...
 
     async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
@@ -245,6 +248,10 @@ class AuditStore(Protocol):
     async def list_audit(
         self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
     ) -> list[AuditRecord]: ...
+
+    async def gate_actors(self) -> list[str]:
+        """The actors whose tool calls the gate has decided, sorted (to tell a typo from a
+        name: slow, scans the log)."""
 
 
 class UsageStore(Protocol):

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from legato.errors import DatabaseUnavailable, LegatoError, StoreError
@@ -349,6 +349,8 @@ class PostgresStore(SQLStore):
         durability: str = "normal",
         max_size: int = 10,
         reconnect_timeout: float = 120.0,
+        create: bool = True,
+        create_schema: bool = False,
     ) -> PostgresStore:
         """Connect, migrate, and pool.
 
@@ -358,6 +360,9 @@ class PostgresStore(SQLStore):
         SQLite's ``synchronous=NORMAL``, a crash of the database server may lose the last
         journal writes (their steps run again), never a commit made after them, because any
         later synchronous commit flushes all the WAL written before it.
+
+        With ``create=False``, a schema without legato's tables is an error (read-only commands
+        must not create tables); ``create_schema`` creates the search_path's first schema.
         """
         shown = redact_url(url)
         try:  # one plain connection first: a wrong address fails now, with its real reason
@@ -366,7 +371,7 @@ class PostgresStore(SQLStore):
             raise DatabaseUnavailable(f"cannot connect to {shown}: {_reason(exc)}") from None
         try:
             async with first:
-                schema = await _migrate(first, shown)
+                schema = await _migrate(first, shown, create, create_schema)
         except psycopg.OperationalError as exc:  # the server went away meanwhile
             raise DatabaseUnavailable(f"cannot connect to {shown}: {_reason(exc)}") from None
         configure = _full_durability if durability == "full" else None
@@ -712,7 +717,7 @@ def _placeholders(query: str) -> str:
     return query.replace("%", "%%").replace("?", "%s")
 
 
-async def _migrate(conn: Conn, shown: str) -> str:
+async def _migrate(conn: Conn, shown: str, create: bool, create_schema: bool) -> str:
     """Apply missing migrations under an advisory lock; return the schema they live in."""
     known = migrations("postgres")
     latest = known[-1][0]
@@ -720,7 +725,20 @@ async def _migrate(conn: Conn, shown: str) -> str:
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_MIGRATE,))
         schema_row = await (await conn.execute("SELECT current_schema()")).fetchone()
         if schema_row is None or schema_row[0] is None:
-            raise StoreError(f"{shown}: no schema to create legato's tables in (search_path)")
+            wanted = await _first_schema(conn)
+            if not create:
+                raise _no_tables(wanted or "(none)", shown)
+            if not create_schema or wanted is None:
+                raise StoreError(
+                    f"{shown}: schema {wanted or '(none)'!r} does not exist: create it"
+                    f" (CREATE SCHEMA {wanted or 'name'}) or run legato db upgrade, which does"
+                )
+            try:
+                await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(wanted)))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                reason = _reason(exc)
+                raise StoreError(f"cannot create schema {wanted!r} in {shown}: {reason}") from None
+            schema_row = (wanted,)
         schema = str(schema_row[0])
         regs = await (
             await conn.execute(
@@ -735,6 +753,8 @@ async def _migrate(conn: Conn, shown: str) -> str:
                 " refusing to change it. Use another database or schema"
                 " (?options=-csearch_path%3Dlegato)"
             )
+        if not create and not has_migrations:
+            raise _no_tables(schema, shown)
         applied: set[int] = set()
         if has_migrations:
             cur = await conn.execute("SELECT version FROM legato_migrations")
@@ -749,6 +769,24 @@ async def _migrate(conn: Conn, shown: str) -> str:
                 (version, name, time.time()),
             )
     return schema
+
+
+def _no_tables(schema: str, shown: str) -> StoreError:
+    return StoreError(f"no legato tables in schema {schema!r} of {shown} (run legato db upgrade)")
+
+
+async def _first_schema(conn: Conn) -> str | None:
+    """The first schema the search_path names, ``"$user"`` aside."""
+    row = await (await conn.execute("SELECT current_setting('search_path')")).fetchone()
+    if row is None:
+        return None
+    for item in str(row[0]).split(","):
+        name = item.strip()
+        if name.startswith('"') and name.endswith('"'):
+            name = name[1:-1].replace('""', '"')
+        if name and name != "$user":  # legato's tables go in a schema named on purpose
+            return name
+    return None
 
 
 async def _full_durability(conn: Conn) -> None:

@@ -128,6 +128,10 @@ class SQLRuns(Dialect):
         query = page(head, order, limit, ("status = ?", status), ("workflow = ?", workflow))
         return [RunRecord(*r) for r in await self._select(*query)]
 
+    async def workflow_names(self) -> list[str]:
+        rows = await self._select("SELECT DISTINCT workflow FROM runs ORDER BY workflow", ())
+        return [r[0] for r in rows]
+
     async def load_entries(self, run_id: str) -> list[Entry]:
         rows = await self._select(
             f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)

@@ -44,6 +44,21 @@ async def check_list_audit_filters_by_run_and_pages(store: Store) -> None:
     assert await store.list_audit(run_id="nobody") == []
 
 
+async def check_gate_actors_are_those_the_gate_decided_for(store: Store) -> None:
+    assert await store.gate_actors() == []
+    await store.append_audit(
+        [
+            AuditEvent("gate.allow", "{}", "writer", "r1", "send"),
+            AuditEvent("gate.deny", "{}", "agent", "r1", "send"),
+            AuditEvent("gate.allow", "{}", "writer", "r2", "send"),
+            AuditEvent("approval.decided", "{}", "alice", "r1", "send"),  # a person, not an actor
+            AuditEvent("gate.allow", "{}", None, "r3", "send"),
+        ],
+        NOW,
+    )
+    assert await store.gate_actors() == ["agent", "writer"]
+
+
 async def check_concurrent_appends_keep_one_chain(store: Store) -> None:
     await asyncio.gather(
         *(

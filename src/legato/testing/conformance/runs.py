@@ -84,6 +84,14 @@ async def check_list_runs_filters_and_orders(store: Store) -> None:
     assert [r.run_id for r in await store.list_runs(workflow="z")] == ["t1", "t2"]
 
 
+async def check_workflow_names_are_those_with_runs(store: Store) -> None:
+    """Each workflow that has a run, once, sorted."""
+    assert await store.workflow_names() == []
+    for i, wf in enumerate(["b", "a", "b"]):
+        await store.create_run(run_record(f"r{i}", wf, created_at=NOW + i))
+    assert await store.workflow_names() == ["a", "b"]
+
+
 async def check_finish_run_records_the_result_and_ends_the_lease(store: Store) -> None:
     await store.create_run(run_record("ok"))
     await store.create_run(run_record("bad"))
