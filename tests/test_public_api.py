@@ -39,6 +39,7 @@ def test_exported_members() -> None:
         "EventTimeout",
         "LegatoError",
         "NondeterminismError",
+        "NondeterminismWarning",
         "PayloadTooLarge",
         "ResultTimeout",
         "RetryPolicy",

@@ -78,6 +78,15 @@ if TYPE_CHECKING:
     from legato.governance import Policy
 
 log = logging.getLogger("legato.engine")
+#: what makes a replay leave its recorded path, most likely first
+LIKELY_CAUSES = (
+    "The workflow took another path on replay than when it ran. Likely causes: workflow code"
+    " that reads randomness (random.*, uuid4: use ctx.random(), ctx.uuid()) or the time"
+    " (time.time(), datetime.now(): use ctx.now()), or does I/O itself (files, network,"
+    " databases, environment: do it in a step), so it differs between executions; or the"
+    " workflow code changed under a run in flight (restore the old order, or guard the change"
+    " with ctx.patched(...)). Then `legato retry` the run"
+)
 T = TypeVar("T")
 Outcome = Literal["completed", "failed", "parked", "released", "lost"]
 
@@ -165,7 +174,7 @@ class Execution:
             return await self._fail(
                 NondeterminismError(
                     f"run {self.run_id!r}: recorded {first.kind} {first.name!r} at entry"
-                    f" {first.key}, now the workflow returned before reaching it"
+                    f" {first.key}, now the workflow returned before reaching it. {LIKELY_CAUSES}"
                 )
             )
         try:
@@ -238,9 +247,7 @@ class Execution:
         if entry is not None and (entry.kind != kind or entry.name != name):
             self._fatal = NondeterminismError(
                 f"run {self.run_id!r} (workflow {self.workflow.name!r}): recorded {entry.kind}"
-                f" {entry.name!r}, now {kind} {name!r} at entry {entry.key}. The workflow code"
-                " changed under a run in flight: restore the old order or guard the change with"
-                " ctx.patched(...), then `legato retry` the run"
+                f" {entry.name!r}, now {kind} {name!r} at entry {entry.key}. {LIKELY_CAUSES}"
             )
             raise self._fatal
         return seq, entry
