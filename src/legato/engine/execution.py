@@ -78,6 +78,8 @@ if TYPE_CHECKING:
     from legato.governance import Policy
 
 log = logging.getLogger("legato.engine")
+#: the largest ``ctx.set_status`` (bytes of JSON): it is read with every listing of runs
+STATUS_LIMIT = 4096
 #: what makes a replay leave its recorded path, most likely first
 LIKELY_CAUSES = (
     "The workflow took another path on replay than when it ran. Likely causes: workflow code"
@@ -720,6 +722,19 @@ class Execution:
         text = make()
         self._record_soon(self.make_entry(seq, kind, kind, "completed", output=text))
         return text
+
+    def set_status(self, status: Any) -> None:
+        """Record the run's own status (``ctx.set_status``); a replay passes over it."""
+        text = serde.dumps(status, what="the status given to ctx.set_status")
+        if len(text.encode()) > STATUS_LIMIT:
+            raise serde.PayloadTooLarge(
+                f"run {self.run_id!r}: ctx.set_status got {len(text.encode())} bytes of JSON,"
+                f" over the limit of {STATUS_LIMIT}: a status says how far the run is (a phase,"
+                " counts); keep results and documents in steps"
+            )
+        seq, entry = self.take("status", "status")
+        if entry is None:
+            self._record_soon(self.make_entry(seq, "status", "status", "completed", output=text))
 
     def now(self) -> datetime:
         text = self.value("now", lambda: repr(self.clock.now()))
