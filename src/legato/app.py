@@ -437,7 +437,9 @@ class App:
                     f"run {run_id!r} is of workflow {source.workflow!r}, which app"
                     f" {self.name!r} does not register: its new input cannot be checked"
                 )
-            text = definition.encode_input(tuple(args or ()), dict(kwargs or {}), self.payload_limit)
+            text = definition.encode_input(
+                tuple(args or ()), dict(kwargs or {}), self.payload_limit
+            )
             definition.decode_input(text)  # fails now, not in the worker, if it does not fit
         fork, created = await ops.runs.fork(
             run_id, str(entry), new_run_id=new_run_id, input=text, by=by

@@ -4,8 +4,8 @@ legato's SQLite and PostgreSQL stores pass all of it, and so must yours. Each ch
 function of a fresh, empty, opened store; it raises AssertionError where the store does not
 behave as the engine, the workers and the operations layer need. Checks are grouped by
 capability, one module each: ``schema``, ``runs``, ``journal``, ``claims_and_leases``,
-``fencing``, ``forks``, ``events``, ``parking``, ``children``, ``approvals``, ``gate_and_throttles``,
-``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``gc``, ``wakeups``,
+``fencing``, ``forks``, ``events``, ``parking``, ``children``, ``approvals``,
+``gate_and_throttles``, ``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``gc``, ``wakeups``,
 ``workers`` and ``notifications``. Times are explicit (the store API takes ``now``): nothing
 sleeps.
 

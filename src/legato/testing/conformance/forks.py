@@ -49,10 +49,12 @@ async def check_fork_creates_the_run_with_its_copied_journal_once(store: Store) 
 async def check_fork_refuses_a_taken_id_and_an_unknown_source(store: Store) -> None:
     await store.create_run(run_record("src"))
     await store.create_run(run_record("taken"))
+    taken = run_record("taken", forked_from="src", forked_entry="0")
     with raises(RunConflict, "forking into the id of another run"):
-        await store.fork_run(run_record("taken", forked_from="src", forked_entry="0"), [], _forked())
+        await store.fork_run(taken, [], _forked())
+    orphan = run_record("f", forked_from="ghost", forked_entry="0")
     with raises(UnknownRun, "forking a run that does not exist"):
-        await store.fork_run(run_record("f", forked_from="ghost", forked_entry="0"), [], _forked())
+        await store.fork_run(orphan, [], _forked())
     assert await store.get_run("f") is None
     assert [r for r in await store.list_audit() if r.kind == "run.forked"] == []
 

@@ -190,7 +190,7 @@ async def check_retry_after_a_code_failure_keeps_the_journal(store: Store) -> No
     assert [e.seq for e in await store.load_entries("r")] == [0, 1]
 
 
-async def check_retry_refuses_unknown_runs_and_runs_still_in_flight_or_completed(store: Store) -> None:
+async def check_retry_refuses_unknown_unfinished_and_completed_runs(store: Store) -> None:
     with raises(UnknownRun, "retrying an unknown run"):
         await store.retry_run("ghost", NOW)
     await store.create_run(run_record("pending", wake_at=NOW + 100))
