@@ -13,9 +13,7 @@ from typing import Any, Literal
 
 #: as stored; the operations layer shows ``paused`` for pending and waiting runs of a paused
 #: workflow (see ``legato.ops.runs``)
-RunStatus = Literal[
-    "pending", "running", "waiting", "completed", "failed", "cancelled", "paused"
-]
+RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled", "paused"]
 EntryStatus = Literal["completed", "failed", "waiting", "retrying"]
 RunEnd = Literal["completed", "failed"]  # how a run's own code ends it
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})

@@ -202,8 +202,7 @@ class SQLRuns(Dialect):
                 await resume_cancelled(tx, run_id, now)
             else:
                 raise RunConflict(
-                    f"run {run_id!r} is {run.status}; only failed or cancelled runs can be"
-                    " retried"
+                    f"run {run_id!r} is {run.status}; only failed or cancelled runs can be retried"
                 )
             await tx.notify()
             return await require_run(tx, run_id)
