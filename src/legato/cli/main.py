@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from legato.cli import lifecycle
 from legato.durations import format_duration, parse_duration
 from legato.errors import ConfigurationError, LegatoError
 from legato.store.base import redact_url
@@ -35,6 +36,7 @@ _STATUS_STYLE = {
     "waiting": "yellow",
     "running": "cyan",
     "pending": "blue",
+    "paused": "yellow",
     "retrying": "yellow",
 }
 
@@ -137,6 +139,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
     explicit = ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
     url = database_url if explicit else None
     limit: int | None = DEFAULT_PAYLOAD_LIMIT
+    app = None
     if app_target is not None:
         app = load_app(app_target)
         url = url or app.database_url
@@ -145,6 +148,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
         "url": url or database_url or DEFAULT_URL,
         "explicit": explicit,
         "payload_limit": limit,
+        "app": app,
     }
 
 
@@ -245,6 +249,9 @@ def runs(
                         "created_at": r.created_at,
                         "finished_at": r.finished_at,
                         "waiting_on": r.waiting_on,
+                        "custom_status": json.loads(r.custom_status or "null"),
+                        "forked_from": r.forked_from,
+                        "forked_entry": r.forked_entry,
                     }
                 )
             )
@@ -253,7 +260,8 @@ def runs(
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR"):
+    for col in ("RUN", "WORKFLOW", "STATUS", "PROGRESS", "CREATED", "UPDATED",
+                "WAITING ON / ERROR"):  # fmt: skip
         table.add_column(col, no_wrap=col == "RUN")
     for r in found:
         detail = r.waiting_on or ""
@@ -264,6 +272,7 @@ def runs(
             r.run_id,
             r.workflow,
             _styled(r.status),
+            lifecycle.progress(r.custom_status),
             _time(r.created_at),
             _time(r.updated_at),
             detail,
@@ -296,6 +305,10 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool) -> None:
     if run.parent_run_id:
         entry = run.run_id.rpartition("~")[2] if "~" in run.run_id else run.parent_seq
         console.print(f"child of {run.parent_run_id} (entry {entry})")
+    if run.forked_from:
+        console.print(f"forked from {run.forked_from} (entry {run.forked_entry})")
+    if run.custom_status is not None:
+        console.print("progress: " + lifecycle.progress(run.custom_status), markup=False)
     if run.waiting_on:
         console.print(f"waiting on: {run.waiting_on}")
     table = Table(box=None, header_style="bold")
@@ -353,9 +366,13 @@ def cancel(ctx: click.Context, run_id: str) -> None:
 @click.argument("run_id")
 @click.pass_context
 def retry(ctx: click.Context, run_id: str) -> None:
-    """Resume a failed run from its failed entry (after fixing the code, for instance)."""
+    """Resume a failed run from its failed entry (after fixing the code, for instance), or a
+    cancelled run where it was cancelled."""
     _run(ctx, lambda ops: ops.runs.retry(run_id))
-    click.echo(f"run {run_id} will resume from its failed entry on the next worker")
+    click.echo(
+        f"run {run_id} will resume on the next worker (a failed run from its failed entry, a"
+        " cancelled one where it was cancelled)"
+    )
 
 
 @cli.command()
@@ -675,6 +692,10 @@ def _styled(status: str) -> str:
 
 def _time(ts: float | None) -> str:
     return "-" if ts is None else format_timestamp(ts, "text")
+
+
+cli.add_command(lifecycle.start)
+cli.add_command(lifecycle.fork)
 
 
 def main() -> None:
