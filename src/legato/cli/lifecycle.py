@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from legato.app import App
     from legato.handle import RunHandle
 
-_INPUT_HELP = (
-    "One argument of the workflow (after ctx), as JSON, @FILE (JSON in a file) or - (JSON on"
-    " stdin); repeat it for each positional argument."
-)
+_INPUT = click.option(
+    "--input", "inputs", multiple=True, metavar="JSON|@FILE|-",
+    help="One argument of the workflow (after ctx), as JSON, @FILE (JSON in a file) or - (JSON"
+    " on stdin); repeat it for each positional argument.",
+)  # fmt: skip
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
 def read_json(text: str, what: str) -> Any:
@@ -81,11 +83,11 @@ def _echo_json(document: dict[str, Any]) -> None:
 
 @click.command()
 @click.argument("workflow")
-@click.option("--input", "inputs", multiple=True, metavar="JSON|@FILE|-", help=_INPUT_HELP)
+@_INPUT
 @click.option("--run-id", default=None, help="The run's id [default: a new random one].")
 @click.option("--tenant", default=None, help="Who the run works for (budgets per tenant).")
 @click.option("--wait", is_flag=True, help="Wait for the run to end; print its result.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_JSON
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -162,10 +164,10 @@ def _wait(handle: RunHandle[Any], as_json: bool) -> None:
     help="The entry to run afresh (its key in `legato show RUN`: 3, 0.1); entries recorded"
     " before it are kept.",
 )  # fmt: skip
-@click.option("--input", "inputs", multiple=True, metavar="JSON|@FILE|-", help=_INPUT_HELP)
+@_INPUT
 @click.option("--run-id", "new_run_id", default=None, help="The fork's id [default: new].")
 @click.option("--by", default=None, help="Who forks (audited) [default: $LEGATO_USER or $USER].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_JSON
 @click.pass_context
 def fork(
     ctx: click.Context,

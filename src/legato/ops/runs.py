@@ -70,19 +70,8 @@ class RunOps:
         """Create a run (or return the existing one with that id); True when created."""
         run_id = _new_run_id(run_id)
         text = workflow.encode_input(args, kwargs, self.payload_limit)
-        now = self.clock.now()
         run, created = await self.store.create_run(
-            RunRecord(
-                run_id=run_id,
-                workflow=workflow.name,
-                status="pending",
-                input=text,
-                code_version=workflow.code_version,
-                wake_at=now,
-                created_at=now,
-                updated_at=now,
-                tenant=tenant,
-            )
+            self._pending(run_id, workflow.name, text, workflow.code_version, tenant)
         )
         if not created and run.workflow != workflow.name:
             raise RunConflict(
@@ -90,6 +79,18 @@ class RunOps:
                 f" {workflow.name!r}; choose another run id"
             )
         return run, created
+
+    def _pending(
+        self, run_id: str, workflow: str, text: str, code_version: str | None,
+        tenant: str | None, **more: Any,
+    ) -> RunRecord:  # fmt: skip
+        """A new run, runnable at once."""
+        now = self.clock.now()
+        return RunRecord(
+            run_id=run_id, workflow=workflow, status="pending", input=text,
+            code_version=code_version, wake_at=now, created_at=now, updated_at=now,
+            tenant=tenant, **more,
+        )  # fmt: skip
 
     async def get(self, run_id: str) -> RunRecord:
         """The run as people see it: ``paused`` when its workflow is, with its own status."""
@@ -167,22 +168,12 @@ class RunOps:
         entries = await self.store.load_entries(run_id)
         cut = find_entry(entries, str(entry), run_id)
         kept = kept_before(entries, cut)
-        now = self.clock.now()
         text = source.input if input is None else input
-        fork = RunRecord(
-            run_id=_new_run_id(new_run_id),
-            workflow=source.workflow,
-            status="pending",
-            input=text,
-            code_version=source.code_version,
-            wake_at=now,
-            created_at=now,
-            updated_at=now,
-            journal_format=source.journal_format,
-            tenant=source.tenant,
-            forked_from=source.run_id,
+        fork = self._pending(
+            _new_run_id(new_run_id), source.workflow, text, source.code_version, source.tenant,
+            journal_format=source.journal_format, forked_from=source.run_id,
             forked_entry=cut.key,
-        )
+        )  # fmt: skip
         detail = {
             "from": source.run_id, "entry": cut.key, "kept": len(kept),
             "input_changed": text != source.input,
