@@ -385,8 +385,11 @@ class App:
         """Start a run and drive it to its end in this process; return its result."""
         handle = await self.start_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs)
 
-        async def finished() -> bool:
-            return (await handle.status_async()) in ("completed", "failed", "cancelled")
+        store = (await self._rt()).store
+
+        async def finished() -> bool:  # one read: asked after every wait of the worker
+            run = await store.get_run(handle.run_id)
+            return run is None or run.status in ("completed", "failed", "cancelled")
 
         if not await finished():
             await self._work(exit_when=finished)

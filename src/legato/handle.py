@@ -46,7 +46,7 @@ class RunHandle(Generic[R]):
     async def status_async(self) -> str:
         """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``;
         ``paused`` for a pending or waiting run of a paused workflow."""
-        return (await self.describe_async()).status
+        return await (await self.app.ops_async()).runs.status(self.run_id)
 
     async def custom_status_async(self) -> Any:
         """What the run's workflow last gave ``ctx.set_status`` (None: nothing yet)."""

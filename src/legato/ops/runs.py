@@ -99,6 +99,15 @@ class RunOps:
             raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
         return (await self._shown([run]))[0]
 
+    async def status(self, run_id: str) -> str:
+        """The run's status as :meth:`get` shows it, in fewer reads."""
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
+        if run.status in _PAUSABLE and run.workflow in await self.store.paused_workflows():
+            return "paused"
+        return run.status
+
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> builtins.list[RunRecord]:
