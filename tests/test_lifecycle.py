@@ -272,3 +272,44 @@ def test_the_guard_names_the_ctx_alternative_and_can_warn_or_be_off(
     monkeypatch.setenv("LEGATO_DETERMINISM_GUARD", "loud")
     with pytest.raises(legato.ConfigurationError, match="raise, warn, off"):
         app.workflow(name="rolls3")(rolls)
+
+
+def test_a_run_cancelled_and_retried_mid_step_is_executed_once_more_not_twice(
+    make_app: Callable[..., legato.App],
+) -> None:
+    """The worker still holds the cancelled run's execution (it notices the cancel only at its
+    next write) when it claims the retried run again: the stale execution must stop."""
+    app = make_app()
+    calls: Counter[str] = Counter()
+
+    async def scenario() -> None:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        @app.step
+        async def slow() -> str:
+            calls["started"] += 1
+            started.set()
+            await release.wait()
+            calls["finished"] += 1
+            return "done"
+
+        @app.workflow()
+        async def wf(ctx: legato.Context) -> str:
+            return await slow()
+
+        stop = asyncio.Event()
+        worker = asyncio.create_task(app.worker_async(stop=stop, poll_interval=0.01))
+        handle = await app.start_async(wf, run_id="again")
+        await asyncio.wait_for(started.wait(), 30)
+        await app.cancel_async("again")
+        await app.retry_async("again")
+        while calls["started"] < 2:  # claimed again by this worker, the step started anew
+            await asyncio.sleep(0.01)
+        release.set()
+        assert await handle.result_async(timeout=30) == "done"
+        stop.set()
+        await worker
+        await app.close_async()  # this loop's connection
+
+    asyncio.run(scenario())
+    assert calls == Counter({"started": 2, "finished": 1})
