@@ -74,6 +74,20 @@ def test_start_prints_the_run_id_and_refuses_input_that_does_not_fit(
     assert no_app.returncode == 1 and "legato --app MODULE:APP start" in no_app.stderr
 
 
+def test_runs_of_a_paused_workflow_show_paused(
+    legato_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    assert legato_cli("--app", APP, "start", "hire", "--input", json.dumps(JOB)).returncode == 0
+    assert legato_cli("--app", APP, "pause", "hire", "--by", "ann").returncode == 0
+    [row] = _runs(legato_cli).values()
+    assert row["status"] == "paused"
+    listed = legato_cli("runs", "--status", "paused")
+    assert row["run_id"] in listed.stdout and "paused" in listed.stdout
+    assert legato_cli("runs", "--status", "pending", "--json").stdout == ""
+    assert legato_cli("--app", APP, "resume", "hire", "--by", "ann").returncode == 0
+    assert [r["status"] for r in _runs(legato_cli).values()] == ["pending"]
+
+
 def test_start_wait_prints_the_result_and_runs_show_progress_and_lineage(
     legato_cli: Callable[..., subprocess.CompletedProcess[str]],
     spawn_worker: Callable[..., WorkerProcess],
