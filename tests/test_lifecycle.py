@@ -313,3 +313,36 @@ def test_a_run_cancelled_and_retried_mid_step_is_executed_once_more_not_twice(
 
     asyncio.run(scenario())
     assert calls == Counter({"started": 2, "finished": 1})
+
+
+def test_the_nondeterminism_error_names_the_likely_causes(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+    coin = ["heads"]  # stands for randomness in a helper, which the guard cannot see
+
+    @app.step
+    def heads() -> str:
+        return "h"
+
+    @app.step
+    def tails() -> str:
+        return "t"
+
+    @app.workflow()
+    async def toss(ctx: legato.Context) -> str:
+        side = await (heads() if coin[0] == "heads" else tails())
+        await ctx.wait_for_event("again")
+        return side
+
+    handle = app.start(toss)
+    app.run_until_idle()
+    coin[0] = "tails"
+    app.send_event(handle.run_id, "again")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed) as failed:
+        handle.result()
+    message = failed.value.message
+    assert "recorded step 'heads', now step 'tails' at entry 0" in message
+    for cause in ("randomness", "ctx.now()", "I/O", "changed under a run in flight"):
+        assert cause in message
