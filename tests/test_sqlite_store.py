@@ -54,10 +54,7 @@ def test_background_checkpoints_keep_the_wal_from_growing(tmp_path: Path) -> Non
 
 def test_migrations_are_numbered_and_reopening_applies_nothing_twice(tmp_path: Path) -> None:
     shipped = migrations("sqlite")
-    versions = [v for v, _, _ in shipped]
-    # increasing from 1; a gap is allowed while numbers reserved by work in progress (0007,
-    # 0008) have not landed: restore `== list(range(1, len(shipped) + 1))` once they have
-    assert versions[0] == 1 and versions == sorted(set(versions))
+    assert [v for v, _, _ in shipped] == list(range(1, len(shipped) + 1))
     url = f"sqlite:///{tmp_path / 'm.db'}"
 
     async def reopen() -> None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +42,8 @@ from legato.store.base import Entry, RunRecord, Store, Wait, WorkerRecord
 log = logging.getLogger("legato.worker")
 T = TypeVar("T")
 _INTERNAL_RETRY = 5.0  # seconds before a run that hit an unexpected error is tried again
-CHECK_INTERVAL = 0.2  # seconds between looks for dead workers
+CHECK_INTERVAL = 0.2  # seconds between looks for dead workers and cancelled runs
+_CANCEL_LOOKBACK = 60.0
 _PID_CHECK = 1.0  # ... by pid and silence, where the database can tell by sessions
 _PAUSED_CHECK = 1.0  # seconds between reads of the paused workflows (sooner when notified)
 _MAX_BACKOFF = 5.0  # seconds between attempts while the database is away
@@ -139,6 +142,12 @@ class Worker:
         self.models = models
         self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
         self._paused_stale = True
+        # When a schedule of these workflows next has work (None: none has), the runs whose
+        # end lets a buffered tick start, and when the worker last asked (monotonic seconds:
+        # schedules changed by other processes are seen within a poll interval).
+        self._schedule_at: float | None = None
+        self._schedule_blockers: set[str] = set()
+        self._schedules_read = -math.inf
         self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
@@ -166,6 +175,22 @@ class Worker:
         if paused != self.paused:
             log.info("paused workflows: %s", ", ".join(sorted(paused)) or "none")
             self.paused = paused
+
+    def schedules_changed(self) -> None:
+        """Read the schedules again (this process changed one; called on the worker's loop)."""
+        self._schedules_read = -math.inf
+        self._wake.set()
+
+    async def _schedules(self, now: float) -> None:
+        """Start the runs of due schedule ticks, and learn when the next one falls."""
+        if self._schedule_at is not None and self._schedule_at <= now:
+            started = await self.store.fire_schedules(self.names, now)
+            if started:
+                log.info("schedules started %s", ", ".join(started))
+        elif time.monotonic() - self._schedules_read < self.poll_interval:
+            return
+        self._schedule_at, self._schedule_blockers = await self.store.schedule_wake(self.names)
+        self._schedules_read = time.monotonic()
 
     @property
     def loaded(self) -> int:
@@ -235,6 +260,7 @@ class Worker:
             self._look = False
             if await exit_when():
                 return False
+        await self._schedules(self.clock.now())
         free = self.concurrency - len(self._tasks)
         if free <= 0:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
@@ -250,6 +276,11 @@ class Worker:
             await asyncio.sleep(0)
             return True
         next_wake = claim.next_wake_at
+        # A schedule's next tick is a timer like the runs' own, but a time-skipping clock
+        # jumps to it only within a limit: schedules never run out of ticks.
+        tick = self._schedule_at
+        if tick is not None and (skip_until is not None or not self.clock.skips_time):
+            next_wake = tick if next_wake is None else min(next_wake, tick)
         if not self._tasks:
             if (
                 self.clock.skips_time
@@ -315,6 +346,8 @@ class Worker:
             if outcome in ("completed", "failed"):
                 self.completed += 1
                 log.info("run %s (%s) %s", run.run_id, run.workflow, outcome)
+                if run.run_id in self._schedule_blockers:  # a buffered tick may start now
+                    self.schedules_changed()
             elif outcome == "lost":
                 # Usually someone else owns the run now and this is a no-op; but a write that
                 # failed for another reason must not leave the run leased to us forever.
@@ -358,6 +391,8 @@ class Worker:
                 if self._paused_stale or loop.time() >= next_paused:
                     await self._refresh_paused()
                     next_paused = loop.time() + _PAUSED_CHECK
+                if self.executions:
+                    await self._stop_cancelled()
                 by_pid = loop.time() >= next_pids
                 await self._recover(by_pid)
                 if by_pid:
@@ -367,6 +402,17 @@ class Worker:
                 if not failing:  # once per outage, not every CHECK_INTERVAL
                     log.exception("worker %s: heartbeat failed", self.worker_id)
                 failing = True
+
+    async def _stop_cancelled(self) -> None:
+        """Stop at once the runs held here that were cancelled (not at their next write).
+
+        Looks back a minute, for the clocks of the machines that cancel: a run seen again is
+        stopped already."""
+        for run_id in await self.store.cancelled_since(self.clock.now() - _CANCEL_LOOKBACK):
+            execution = self.executions.get(run_id)
+            if execution is not None and not execution.cancelled.is_set():
+                log.info("run %s was cancelled; stopping it", run_id)
+                execution.cancel()
 
     async def recover(self) -> int:
         """Release the runs of workers that are gone; return how many workers were gone."""

@@ -21,11 +21,13 @@ from legato.ops.audit import AuditCheck, AuditOps
 from legato.ops.control import LEVELS, AutonomyLevel, ControlOps, Pause
 from legato.ops.costs import CostOps
 from legato.ops.runs import RunOps, Timeline, TimelineEntry, summarize
+from legato.ops.schedules import Schedule, ScheduleOps
 from legato.store.base import Store
 
 
 class Operations:
-    """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``."""
+    """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``,
+    ``schedules``."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
@@ -37,6 +39,7 @@ class Operations:
         self.control = ControlOps(store, clock)
         self.audit = AuditOps(store)
         self.costs = CostOps(store, clock)
+        self.schedules = ScheduleOps(store, clock, payload_limit)
 
 
 __all__ = [
@@ -50,6 +53,8 @@ __all__ = [
     "Operations",
     "Pause",
     "RunOps",
+    "Schedule",
+    "ScheduleOps",
     "Timeline",
     "TimelineEntry",
     "summarize",

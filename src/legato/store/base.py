@@ -3,12 +3,13 @@
 Every backend implements :class:`Store`, the union of the roles; the conformance suite in
 ``legato.testing`` checks that each one behaves the same. A layer that needs one part asks for
 that part (``RunStore``, ``JournalStore``, ``WorkerStore``, ``SupervisionStore``,
-``AuditStore``, ``UsageStore``, ``ControlStore``). Writes that act for a worker on a run it
-holds are *fenced*: they take effect only while that worker still owns the run, and report
-``False`` otherwise (the run was cancelled or another worker took it over).
+``AuditStore``, ``UsageStore``, ``ControlStore``, ``ScheduleStore``). Writes that act for a
+worker on a run it holds are *fenced*: they take effect only while that worker still owns the
+run, and report ``False`` otherwise (the run was cancelled or another worker took it over).
 
 The records live in ``records``; the logic both SQL backends share in the role modules
-(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``) over ``dialect``.
+(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``, ``schedules``)
+over ``dialect``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from legato.store.records import (
     RunEnd,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
     Wait,
     Window,
     WorkerRecord,
@@ -67,7 +69,11 @@ class RunStore(Protocol):
         """The journals of several runs in one query (what a worker just claimed)."""
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
-        """Cancel a run that has not finished, and its unfinished children."""
+        """Cancel a run that has not finished, and its unfinished children. The store's own
+        retry after a lost reply finds the run cancelled and returns it."""
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        """Runs cancelled at ``since`` or later (a worker stops those it executes)."""
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         """Make a failed run runnable again from its first failed journal entry, or a
@@ -86,8 +92,12 @@ class RunStore(Protocol):
         """run id -> the JSON its workflow last gave ``ctx.set_status`` (the newest ``status``
         entry of its journal), for the runs that have one."""
 
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
-        """Buffer an event for a run that has not finished; wake it if it waits."""
+    async def send_event(
+        self, run_id: str, name: str, payload: str, now: float, event_id: str | None = None
+    ) -> bool:
+        """Buffer an event for a run that has not finished; wake it if it waits. An event with
+        the ``event_id`` of one sent before is not applied again (False), even after the run
+        ended; with another name or payload it is a ``RunConflict``."""
 
     async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
         """The run once it has ended (completed, failed, cancelled), or as it is when
@@ -300,6 +310,40 @@ class ControlStore(Protocol):
         """workflow -> (paused_by, reason, paused_at)."""
 
 
+class ScheduleStore(Protocol):
+    """Schedules: workflows started on cron ticks, each tick's run started once."""
+
+    async def put_schedule(self, schedule: ScheduleRecord, audit: AuditEvent | None) -> bool:
+        """Add or update a schedule; an unchanged cron and zone keep its next tick and its
+        history. True when anything changed."""
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]: ...
+
+    async def delete_schedule(self, schedule_id: str, now: float, audit: AuditEvent) -> bool:
+        """False when there was no such schedule."""
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_at: float, now: float, audit: AuditEvent
+    ) -> bool:
+        """Pause, or resume with ``next_at`` as the next tick (ticks that fell while paused
+        never fire); False when it was already in that state or does not exist."""
+
+    async def schedule_wake(self, workflows: list[str]) -> tuple[float | None, set[str]]:
+        """When a schedule of these workflows next has work (None: none has), and the runs
+        whose end lets a buffered tick start (overlap "buffer")."""
+
+    async def fire_schedules(self, workflows: list[str], now: float) -> list[str]:
+        """Start the runs of the due ticks of these workflows' schedules, under each one's
+        catch-up and overlap policies, exactly once across workers; the ids of runs started."""
+
+    async def trigger_schedule(
+        self, schedule_id: str, run_id: str, now: float, audit: AuditEvent
+    ) -> RunRecord | None:
+        """Start a run of the schedule now, besides its ticks (None: no such schedule)."""
+
+
 class Store(
     RunStore,
     JournalStore,
@@ -308,6 +352,7 @@ class Store(
     AuditStore,
     UsageStore,
     ControlStore,
+    ScheduleStore,
     Protocol,
 ):
     """Persistence for runs, journals, events, workers, supervision and model usage."""

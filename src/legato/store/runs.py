@@ -60,6 +60,25 @@ async def wake_parent(tx: Tx, parent_run_id: str | None, now: float) -> None:
         await tx.notify()
 
 
+async def cancel_tree(tx: Tx, run: RunRecord, now: float) -> None:
+    """Cancel a run that has not ended, its children's runs and their pending approvals; its
+    parent (waiting for it as a child) wakes. The caller holds the run's row."""
+    cancelled = await tx.all(
+        f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
+        " waiting_on = NULL, finished_at = ?, updated_at = ?"
+        f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
+        " RETURNING run_id",
+        (run.run_id, now, now),
+    )
+    await tx.runs_ended([r[0] for r in cancelled])
+    await tx.execute(
+        f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
+        " WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)",
+        (run.run_id, now),
+    )
+    await wake_parent(tx, run.parent_run_id, now)
+
+
 async def reopen(tx: Tx, run_id: str, now: float) -> None:
     """Reset a run to resume from the entry that failed it (and children that failed or were
     cancelled). Events taken by the removed entries go back to the buffer, except those that
@@ -171,25 +190,20 @@ class SQLRuns(Dialect):
             run = await require_run(tx, run_id, shown)
             await tx.lock_run(run.parent_run_id)  # parent, then child: one order everywhere
             run = await require_run(tx, run_id, shown, lock=True)
+            if run.status == "cancelled" and tx.retried:
+                return run  # this very call, retried after its commit's reply was lost
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            cancelled = await tx.all(
-                f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
-                " waiting_on = NULL, finished_at = ?, updated_at = ?"
-                f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
-                " RETURNING run_id",
-                (run_id, now, now),
-            )
-            await tx.runs_ended([r[0] for r in cancelled])
-            await tx.execute(
-                f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
-                " WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)",
-                (run_id, now),
-            )
-            await wake_parent(tx, run.parent_run_id, now)
+            await cancel_tree(tx, run, now)
             return await require_run(tx, run_id)
 
         return await self._transact(work)
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        rows = await self._select(
+            "SELECT run_id FROM runs WHERE finished_at >= ? AND status = 'cancelled'", (since,)
+        )
+        return [r[0] for r in rows]
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         shown = self._shown()
@@ -209,18 +223,33 @@ class SQLRuns(Dialect):
 
         return await self._transact(work)
 
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
+    async def send_event(
+        self, run_id: str, name: str, payload: str, now: float, event_id: str | None = None
+    ) -> bool:
         shown = self._shown()
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx) -> bool:
             run = await require_run(tx, run_id, shown, lock=True)
+            if event_id is not None:  # sent before (a retry): applied once, whatever came since
+                row = await tx.one(
+                    "SELECT name, payload FROM events WHERE run_id = ? AND event_id = ?",
+                    (run_id, event_id),
+                )
+                if row is not None:
+                    if (row[0], row[1]) != (name, payload):
+                        raise RunConflict(
+                            f"event id {event_id!r} of run {run_id!r} was sent with another name"
+                            " or payload; give each event its own id"
+                        )
+                    return False
             if run.status in TERMINAL:
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; event {name!r} would never be received"
                 )
             await tx.execute(
-                "INSERT INTO events (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, name, payload, now),
+                "INSERT INTO events (run_id, name, payload, created_at, event_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, name, payload, now, event_id),
             )
             if run.status == "waiting":
                 await tx.execute(
@@ -228,8 +257,9 @@ class SQLRuns(Dialect):
                     (now, now, run_id),
                 )
                 await tx.notify()
+            return True
 
-        await self._transact(work)
+        return await self._transact(work)
 
     async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
         async def work(tx: Tx) -> int:

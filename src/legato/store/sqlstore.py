@@ -13,10 +13,13 @@ from legato.store.control import SQLControl
 from legato.store.forks import SQLForks
 from legato.store.journal import SQLJournal
 from legato.store.runs import SQLRuns
+from legato.store.schedules import SQLSchedules
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(SQLRuns, SQLForks, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl):
+class SQLStore(
+    SQLRuns, SQLForks, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLSchedules
+):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:
