@@ -308,15 +308,16 @@ class Worker:
 
     def _abandon(self, run_id: str) -> asyncio.Task[None] | None:
         """Stop an execution of ``run_id`` this worker still holds although the run was just
-        claimed again: it was cancelled, then retried, before the execution noticed (at its
-        next write), and claimed by this same worker, whose fenced writes would pass for both.
+        claimed again: it was cancelled, then retried, before this worker noticed the cancel
+        (it looks every CHECK_INTERVAL), and claimed by this same worker, whose fenced writes
+        would pass for both.
         The stale one writes nothing more; its queued writes land before the new one's."""
         stale = self._tasks.get(run_id)
         if stale is None:
             return None
         execution = self.executions.get(run_id)
         if execution is not None:
-            execution.abandon()
+            execution.cancel()
         stale.cancel()
         return stale
 

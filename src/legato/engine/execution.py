@@ -240,11 +240,6 @@ class Execution:
         ok = await self.store.park(self.owner, self.run_id, wait, self.clock.now())
         return "parked" if ok else "lost"
 
-    def abandon(self) -> None:
-        """This execution lost its run (see ``Worker._abandon``): nothing more is written."""
-        self._fatal = self._fatal or LeaseLost()
-        self._poke()
-
     def stop(self) -> None:
         """Stop starting new operations; the run is released once in-flight ones finish."""
         self.draining = True
