@@ -68,7 +68,10 @@ def test_sigterm_stops_a_worker_gracefully_and_another_finishes_the_run(
     wait_until(lambda: counts(log)[("graceful", "3")] == 1, what="step 3 to start")
     # step 3 blocks for an hour; SIGTERM gives it the grace period, then releases the run
     assert first.stop() == 0
-    assert _status(db_url, "graceful") in ("pending", "running")
+    # released as documented: pending, no owner (not "running" under a worker that is gone)
+    rows = sql(db_url, "SELECT status, owner FROM runs WHERE run_id = 'graceful'")
+    assert rows == [("pending", None)]
+    assert legato.App("probe", db_url).handle("graceful").status() == "pending"
     spawn_worker("tests.apps.crash_app:app")
     wait_until(lambda: _status(db_url, "graceful") == "completed", what="the run to complete")
     assert counts(log)[("graceful", "2")] == 1

@@ -131,6 +131,29 @@ def test_recorded_branches_replay(
     assert reference.executed == []  # every recorded step replayed from the journal
 
 
+def test_a_run_of_an_older_journal_format_can_be_forked(
+    make_app: Callable[..., legato.App],
+) -> None:
+    """Format 2 entries have no position: a fork keeps a prefix of each branch by entry number
+    and the fork replays in its source's format."""
+    app = make_app(clock=TimeSkippingClock(START + 86400))
+    reference.register_branches(app)
+    with pytest.raises(legato.UnknownRun):  # opens (and so creates) the database
+        app.handle("nothing").status()
+    _load(app.database_url, json.loads((HISTORIES / "branches_format2.json").read_text()))
+
+    reference.executed.clear()
+    fork = app.fork("golden-b", "3")  # linus's rating: split and the two before it are kept
+    assert [e.entry for e in fork.timeline().entries] == ["0", "1", "2"]
+    assert fork.describe().journal_format == 2
+    app.run_until_idle(skip=timedelta(0))
+    for name, reply in (("ada", "no"), ("grace", "yes"), ("linus", "later")):
+        app.send_event(fork.run_id, f"reply:{name}", reply)
+    app.run_until_idle(skip=timedelta(0))
+    assert [r["reply"] for r in fork.result()] == ["no", "yes", "later"]
+    assert reference.executed == ["rate:linus"]
+
+
 if __name__ == "__main__":
     import sys
 

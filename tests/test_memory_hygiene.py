@@ -55,8 +55,8 @@ def _legato_cycles(garbage: list[object]) -> Counter[str]:
 
 def _shapes(app: legato.App) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """Workflows that take every path an execution has: gather, a sync step that fails once, a
-    step timeout, an agent with a gated tool, a child, a parked sleep, an approval, an event, and
-    a run that fails."""
+    step timeout, a status, an agent with a gated tool, a child, a parked sleep, an approval, an
+    event, and a run that fails."""
     attempts: Counter[int] = Counter()
 
     @app.step()
@@ -99,6 +99,7 @@ def _shapes(app: legato.App) -> tuple[Callable[..., Any], Callable[..., Any]]:
     @app.workflow()
     async def shapes(ctx: legato.Context, i: int) -> int:
         a, b = await asyncio.gather(double(i), flaky(i))
+        ctx.set_status({"done": 2})
         assert await slow_once(i) == i
         assert (await agent.run(ctx, "Paris?")).output == Answer(temperature=21)
         c = await ctx.child(child, i)

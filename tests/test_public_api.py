@@ -41,6 +41,7 @@ def test_exported_members() -> None:
         "EventTimeout",
         "LegatoError",
         "NondeterminismError",
+        "NondeterminismWarning",
         "PayloadTooLarge",
         "ResultTimeout",
         "RetryPolicy",

@@ -115,7 +115,7 @@ def test_exhausted_retries_fail_the_run_and_retry_resumes_from_the_failed_step(
     app.run_until_idle()
     assert handle.result() == 13
     assert calls == {"before": 1, "flaky": 3, "after": 1}  # `before` was not redone
-    with pytest.raises(legato.RunConflict, match="only failed runs can be retried"):
+    with pytest.raises(legato.RunConflict, match="only failed or cancelled runs can be retried"):
         app.retry("r")
 
 

@@ -466,8 +466,11 @@ class App:
         """Start a run and drive it to its end in this process; return its result."""
         handle = await self.start_async(workflow, *args, run_id=run_id, tenant=tenant, **kwargs)
 
-        async def finished() -> bool:
-            return (await handle.status_async()) in ("completed", "failed", "cancelled")
+        store = (await self._rt()).store
+
+        async def finished() -> bool:  # one read: asked after every wait of the worker
+            run = await store.get_run(handle.run_id)
+            return run is None or run.status in ("completed", "failed", "cancelled")
 
         if not await finished():
             await self._work(exit_when=finished)
@@ -492,13 +495,54 @@ class App:
         self._notify_workers()
 
     async def retry_async(self, run_id: str) -> RunHandle[Any]:
-        """Resume a failed run from its failed entry; finished entries are not redone."""
+        """Resume a failed run from its failed entry, or a cancelled one where it was
+        cancelled; finished entries are not redone."""
         run = await (await self._rt()).ops.runs.retry(run_id)
         self._notify_workers()
         return RunHandle(self, run_id, self.workflows.get(run.workflow))
 
+    async def fork_async(
+        self,
+        run_id: str,
+        /,
+        entry: str | int,
+        *,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        new_run_id: str | None = None,
+        by: str = "api",
+    ) -> RunHandle[Any]:
+        """Fork a run: a new run with ``run_id``'s journal as recorded before ``entry`` (its
+        key, as ``legato show`` prints it: ``3``, ``0.1``), which runs ``entry`` and everything
+        after it afresh. ``args``/``kwargs`` replace the workflow's input (default: the
+        original's). The fork is a new run: its steps get new idempotency keys, it asks its own
+        approvals and starts its own child runs; its lineage is recorded and audited (``by``).
+        With ``new_run_id`` of an existing fork of the same run and entry, that fork is
+        returned (idempotent)."""
+        ops = await self.ops_async()
+        source = await ops.runs.get(run_id)
+        definition = self.workflows.get(source.workflow)
+        text = None
+        if args is not None or kwargs is not None:
+            if definition is None:
+                raise UnknownWorkflow(
+                    f"run {run_id!r} is of workflow {source.workflow!r}, which app"
+                    f" {self.name!r} does not register: its new input cannot be checked"
+                )
+            text = definition.encode_input(
+                tuple(args or ()), dict(kwargs or {}), self.payload_limit
+            )
+            definition.decode_input(text)  # fails now, not in the worker, if it does not fit
+        fork, created = await ops.runs.fork(
+            run_id, str(entry), new_run_id=new_run_id, input=text, by=by
+        )
+        if created:
+            self._notify_workers()
+        return RunHandle(self, fork.run_id, definition)
+
     start = blocking(start_async)
     run = blocking(run_async)
+    fork = blocking(fork_async)
     send_event = blocking(send_event_async)
     cancel = blocking(cancel_async)
     retry = blocking(retry_async)

@@ -237,6 +237,17 @@ class Context:
             raise ConfigurationError("ctx.embed() needs a string or a non-empty list of strings")
         return await self._execution.embed(items, model)
 
+    def set_status(self, status: Any) -> None:
+        """Say how far the run is, for people and programs watching it: ``legato runs``,
+        ``legato show``, their JSON, ``RunHandle.custom_status()``.
+
+        ``status`` is any small JSON value (at most 4 KiB), e.g.
+        ``{"phase": "scoring", "done": 14, "of": 40}``; each call replaces the last. It is
+        journaled like other operations: a replay does not write it again, and a retry or a
+        fork shows the last status recorded before the entry it resumes from.
+        """
+        self._execution.set_status(status)
+
     def now(self) -> datetime:
         """The current time, recorded on first execution and replayed after."""
         return self._execution.now()

@@ -78,6 +78,11 @@ class NondeterminismError(LegatoError):
     code = "nondeterminism"
 
 
+class NondeterminismWarning(UserWarning):
+    """Workflow code calls the clock, randomness or ``asyncio.sleep`` itself (see
+    ``LEGATO_DETERMINISM_GUARD``)."""
+
+
 class EventTimeout(LegatoError):
     """``ctx.wait_for_event`` reached its timeout before the event arrived."""
 

@@ -44,8 +44,13 @@ class RunHandle(Generic[R]):
         return await (await self.app.ops_async()).runs.timeline(self.run_id)
 
     async def status_async(self) -> str:
-        """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``."""
-        return (await self.describe_async()).status
+        """``pending``, ``running``, ``waiting``, ``completed``, ``failed`` or ``cancelled``;
+        ``paused`` for a pending or waiting run of a paused workflow."""
+        return await (await self.app.ops_async()).runs.status(self.run_id)
+
+    async def custom_status_async(self) -> Any:
+        """What the run's workflow last gave ``ctx.set_status`` (None: nothing yet)."""
+        return await (await self.app.ops_async()).runs.custom_status(self.run_id)
 
     async def result_async(self, timeout: timedelta | float | None = None) -> R:
         """Wait for the run to end; return its result or raise RunFailed / RunCancelled.
@@ -67,6 +72,7 @@ class RunHandle(Generic[R]):
     describe = blocking(describe_async)
     timeline = blocking(timeline_async)
     status = blocking(status_async)
+    custom_status = blocking(custom_status_async)
     result = blocking(result_async)
 
     def _outcome(self, run: RunRecord) -> R:

@@ -271,7 +271,8 @@ class Worker:
         )
         for run in claim.runs:
             entries = claim.journals.get(run.run_id, [])
-            self._tasks[run.run_id] = asyncio.create_task(self._execute(run, entries))
+            stale = self._abandon(run.run_id)
+            self._tasks[run.run_id] = asyncio.create_task(self._execute(run, entries, stale))
         if len(claim.runs) == free:  # there may be more: claim again once these started
             await asyncio.sleep(0)
             return True
@@ -306,8 +307,27 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _execute(self, run: RunRecord, entries: list[Entry]) -> None:
+    def _abandon(self, run_id: str) -> asyncio.Task[None] | None:
+        """Stop an execution of ``run_id`` this worker still holds although the run was just
+        claimed again: it was cancelled, then retried, before this worker noticed the cancel
+        (it looks every CHECK_INTERVAL), and claimed by this same worker, whose fenced writes
+        would pass for both.
+        The stale one writes nothing more; its queued writes land before the new one's."""
+        stale = self._tasks.get(run_id)
+        if stale is None:
+            return None
+        execution = self.executions.get(run_id)
+        if execution is not None:
+            execution.cancel()
+        stale.cancel()
+        return stale
+
+    async def _execute(
+        self, run: RunRecord, entries: list[Entry], stale: asyncio.Task[None] | None = None
+    ) -> None:
         outcome: Outcome | None = None
+        if stale is not None:
+            await asyncio.gather(stale, return_exceptions=True)
         try:
             execution = Execution(
                 store=self.store,
@@ -346,8 +366,9 @@ class Worker:
             with contextlib.suppress(StoreError):  # else its lease expires and it comes back
                 await self.store.park(self.worker_id, run.run_id, wait, now)
         finally:
-            self.executions.pop(run.run_id, None)
-            self._tasks.pop(run.run_id, None)
+            if self._tasks.get(run.run_id) is asyncio.current_task():  # not a newer claim's
+                self.executions.pop(run.run_id, None)
+                self._tasks.pop(run.run_id, None)
             self._look = True
             self._wake.set()
         log.debug("run %s: %s", run.run_id, outcome)

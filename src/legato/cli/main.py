@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from legato.cli import admin, approvals, control, costs, runs
+from legato.cli import admin, approvals, control, costs, lifecycle, runs
 from legato.cli.session import load_app
 from legato.errors import LegatoError
 
@@ -132,6 +132,8 @@ for _command in (
     admin.db,
     runs.gc,
     costs.costs,
+    lifecycle.start,
+    lifecycle.fork,
 ):
     cli.add_command(_command)
 

@@ -28,6 +28,7 @@ _STATUS_STYLE = {
     "waiting": "yellow",
     "running": "cyan",
     "pending": "blue",
+    "paused": "yellow",
     "retrying": "yellow",
 }
 T = TypeVar("T")

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from legato.cli import lifecycle
+
 from legato.cli.output import (
     Rows,
     cut,
@@ -48,15 +50,16 @@ def runs(
     found = run_ops(ctx, work)
     if listed(found, as_json, shapes.run_document, "no runs"):
         return
-    rows = Rows("RUN", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "WAITING ON / ERROR",
-                 keep=("RUN",))  # fmt: skip
+    rows = Rows("RUN", "WORKFLOW", "STATUS", "PROGRESS", "CREATED", "UPDATED",
+                "WAITING ON / ERROR", keep=("RUN",))  # fmt: skip
     for r in found:
         detail = r.waiting_on or ""
         if r.error:
             err = json.loads(r.error)
             detail = cut(f"{err.get('type')}: {err.get('message', '')}", 80)
         rows.add(
-            plain(r.run_id), plain(r.workflow), styled(r.status), when(r.created_at),
+            plain(r.run_id), plain(r.workflow), styled(r.status),
+            plain(lifecycle.progress(r.custom_status)), when(r.created_at),
             when(r.updated_at), plain(detail),
         )  # fmt: skip
     rows.print()
@@ -85,6 +88,10 @@ def show(ctx: click.Context, run_id: str, show_traceback: bool, as_json: bool) -
     if run.parent_run_id:
         entry = run.run_id.rpartition("~")[2] if "~" in run.run_id else run.parent_seq
         lines.append(f"child of {run.parent_run_id} (entry {entry})")
+    if run.forked_from:
+        lines.append(f"forked from {run.forked_from} (entry {run.forked_entry})")
+    if run.custom_status is not None:
+        lines.append("progress: " + lifecycle.progress(run.custom_status))
     if run.waiting_on:
         lines.append(f"waiting on: {run.waiting_on}")
     for line in lines:
@@ -143,9 +150,13 @@ def cancel(ctx: click.Context, run_id: str) -> None:
 @click.argument("run_id")
 @click.pass_context
 def retry(ctx: click.Context, run_id: str) -> None:
-    """Resume a failed run from its failed entry (after fixing the code, for instance)."""
+    """Resume a failed run from its failed entry (after fixing the code, for instance), or a
+    cancelled run where it was cancelled."""
     run_ops(ctx, lambda ops: ops.runs.retry(run_id))
-    click.echo(f"run {run_id} will resume from its failed entry on the next worker")
+    click.echo(
+        f"run {run_id} will resume on the next worker (a failed run from its failed entry, a"
+        " cancelled one where it was cancelled)"
+    )
 
 
 @click.command()

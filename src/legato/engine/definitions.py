@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from legato import serde
+from legato.engine.determinism import check_workflow
 from legato.engine.runtime import current_execution, inside_step
 from legato.errors import ConfigurationError, SerializationError
 from legato.governance import RISKS, json_schema_for
@@ -40,6 +41,7 @@ class WorkflowDef:
             )
         self.hints = serde.type_hints(self.fn)
         self.code_version = _code_version(self.fn)
+        check_workflow(self.name, self.fn)
 
     @property
     def returns(self) -> Any:

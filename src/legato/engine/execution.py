@@ -79,6 +79,17 @@ if TYPE_CHECKING:
     from legato.governance import Policy
 
 log = logging.getLogger("legato.engine")
+#: the largest ``ctx.set_status`` (bytes of JSON): it is read with every listing of runs
+STATUS_LIMIT = 4096
+#: what makes a replay leave its recorded path, most likely first
+LIKELY_CAUSES = (
+    "The workflow took another path on replay than when it ran. Likely causes: workflow code"
+    " that reads randomness (random.*, uuid4: use ctx.random(), ctx.uuid()) or the time"
+    " (time.time(), datetime.now(): use ctx.now()), or does I/O itself (files, network,"
+    " databases, environment: do it in a step), so it differs between executions; or the"
+    " workflow code changed under a run in flight (restore the old order, or guard the change"
+    " with ctx.patched(...)). Then `legato retry` the run"
+)
 T = TypeVar("T")
 Outcome = Literal["completed", "failed", "parked", "released", "lost"]
 
@@ -173,7 +184,7 @@ class Execution:
             return await self._fail(
                 NondeterminismError(
                     f"run {self.run_id!r}: recorded {first.kind} {first.name!r} at entry"
-                    f" {first.key}, now the workflow returned before reaching it"
+                    f" {first.key}, now the workflow returned before reaching it. {LIKELY_CAUSES}"
                 )
             )
         try:
@@ -246,9 +257,7 @@ class Execution:
         if entry is not None and (entry.kind != kind or entry.name != name):
             self._fatal = NondeterminismError(
                 f"run {self.run_id!r} (workflow {self.workflow.name!r}): recorded {entry.kind}"
-                f" {entry.name!r}, now {kind} {name!r} at entry {entry.key}. The workflow code"
-                " changed under a run in flight: restore the old order or guard the change with"
-                " ctx.patched(...), then `legato retry` the run"
+                f" {entry.name!r}, now {kind} {name!r} at entry {entry.key}. {LIKELY_CAUSES}"
             )
             raise self._fatal
         return seq, entry
@@ -734,6 +743,19 @@ class Execution:
         text = make()
         self._record_soon(self.make_entry(seq, kind, kind, "completed", output=text))
         return text
+
+    def set_status(self, status: Any) -> None:
+        """Record the run's own status (``ctx.set_status``); a replay passes over it."""
+        text = serde.dumps(status, what="the status given to ctx.set_status")
+        if len(text.encode()) > STATUS_LIMIT:
+            raise serde.PayloadTooLarge(
+                f"run {self.run_id!r}: ctx.set_status got {len(text.encode())} bytes of JSON,"
+                f" over the limit of {STATUS_LIMIT}: a status says how far the run is (a phase,"
+                " counts); keep results and documents in steps"
+            )
+        seq, entry = self.take("status", "status")
+        if entry is None:
+            self._record_soon(self.make_entry(seq, "status", "status", "completed", output=text))
 
     def now(self) -> datetime:
         text = self.value("now", lambda: repr(self.clock.now()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import re
 import uuid
@@ -21,11 +22,17 @@ from legato.errors import (
     UnknownWorkflow,
     did_you_mean,
 )
+from legato.ops.forks import find_entry, kept_before
 from legato.ops.names import require_name
-from legato.store.base import RUN_STATUSES, Entry, RunRecord, Store, redact_url
+from legato.store.base import RUN_STATUSES, AuditEvent, Entry, RunRecord, Store, redact_url
 from legato.timestamps import format_timestamp
 
 _RUN_ID = re.compile(r"^[\w.:@/+=-]{1,200}$")
+#: what ``legato runs --status`` accepts: the stored statuses, and ``paused`` (pending or
+#: waiting runs of a paused workflow, which no worker takes up until it is resumed)
+SHOWN_STATUSES = (*RUN_STATUSES, "paused")
+#: stored statuses that show as ``paused`` while their workflow is paused
+_PAUSABLE = ("pending", "waiting")
 
 
 @dataclass(frozen=True)
@@ -72,26 +79,10 @@ class RunOps:
         tenant: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (or return the existing one with that id); True when created."""
-        if run_id is None:
-            run_id = uuid.uuid4().hex
-        elif not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-            raise ConfigurationError(
-                f"bad run id {run_id!r}: use 1-200 letters, digits or . : @ / + = - _"
-            )
+        run_id = _new_run_id(run_id)
         text = workflow.encode_input(args, kwargs, self.payload_limit)
-        now = self.clock.now()
         run, created = await self.store.create_run(
-            RunRecord(
-                run_id=run_id,
-                workflow=workflow.name,
-                status="pending",
-                input=text,
-                code_version=workflow.code_version,
-                wake_at=now,
-                created_at=now,
-                updated_at=now,
-                tenant=tenant,
-            )
+            self._pending(run_id, workflow.name, text, workflow.code_version, tenant)
         )
         if not created and run.workflow != workflow.name:
             raise RunConflict(
@@ -100,14 +91,36 @@ class RunOps:
             )
         return run, created
 
+    def _pending(
+        self, run_id: str, workflow: str, text: str, code_version: str | None,
+        tenant: str | None, **more: Any,
+    ) -> RunRecord:  # fmt: skip
+        """A new run, runnable at once."""
+        now = self.clock.now()
+        return RunRecord(
+            run_id=run_id, workflow=workflow, status="pending", input=text,
+            code_version=code_version, wake_at=now, created_at=now, updated_at=now,
+            tenant=tenant, **more,
+        )  # fmt: skip
+
     async def get(self, run_id: str) -> RunRecord:
+        """The run as people see it: ``paused`` when its workflow is, with its own status."""
         run = await self.store.get_run(run_id)
         if run is None:
             recent = [r.run_id for r in await self.store.list_runs(limit=1000)]
             raise UnknownRun(
                 f"no run {run_id!r} in {redact_url(self.store.url)}{did_you_mean(run_id, recent)}"
             )
-        return run
+        return (await self._shown([run]))[0]
+
+    async def status(self, run_id: str) -> str:
+        """The run's status as :meth:`get` shows it, in fewer reads."""
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise UnknownRun(f"no run {run_id!r} in {redact_url(self.store.url)}")
+        if run.status in _PAUSABLE and run.workflow in await self.store.paused_workflows():
+            return "paused"
+        return run.status
 
     async def require_workflow(
         self, name: str, *, also: Collection[str] = (), hint: str = ""
@@ -122,14 +135,47 @@ class RunOps:
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> builtins.list[RunRecord]:
-        """Runs, newest first."""
-        if status is not None and status not in RUN_STATUSES:
+        """Runs, newest first (shown as :meth:`get` shows them)."""
+        if status is not None and status not in SHOWN_STATUSES:
             raise ConfigurationError(
-                f"unknown status {status!r}; expected one of {', '.join(RUN_STATUSES)}"
+                f"unknown status {status!r}; expected one of {', '.join(SHOWN_STATUSES)}"
             )
         if limit < 1:
             raise ConfigurationError(f"limit must be at least 1, got {limit}")
-        return await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+        if status != "paused":
+            found = await self._shown(
+                await self.store.list_runs(status=status, workflow=workflow, limit=limit)
+            )
+            return [r for r in found if status is None or r.status == status]
+        paused = await self.store.paused_workflows()
+        found = [
+            r
+            for name in sorted(paused)
+            if workflow is None or name == workflow
+            for stored in _PAUSABLE
+            for r in await self.store.list_runs(status=stored, workflow=name, limit=limit)
+        ]
+        found.sort(key=lambda r: (-r.created_at, r.run_id))
+        return await self._shown(found[:limit])
+
+    async def _shown(self, runs: builtins.list[RunRecord]) -> builtins.list[RunRecord]:
+        if not runs:
+            return runs
+        paused = await self.store.paused_workflows()
+        statuses = await self.store.custom_statuses([r.run_id for r in runs])
+        return [
+            dataclasses.replace(
+                r,
+                status="paused" if r.workflow in paused and r.status in _PAUSABLE else r.status,
+                custom_status=statuses.get(r.run_id),
+            )
+            for r in runs
+        ]
+
+    async def custom_status(self, run_id: str) -> Any:
+        """What the run's workflow last gave ``ctx.set_status`` (None: nothing yet)."""
+        run = await self.get(run_id)
+        return None if run.custom_status is None else json.loads(run.custom_status)
 
     async def timeline(self, run_id: str, *, width: int | None = 80) -> Timeline:
         """The run and its entries, each summarized in at most ``width`` characters (None:
@@ -137,6 +183,38 @@ class RunOps:
         run = await self.get(run_id)
         entries = await self.store.load_entries(run_id)
         return Timeline(run, [_line(e, width) for e in entries])
+
+    async def fork(
+        self,
+        run_id: str,
+        entry: str,
+        *,
+        new_run_id: str | None = None,
+        input: str | None = None,
+        by: str,
+    ) -> tuple[RunRecord, bool]:
+        """A new run with ``run_id``'s journal up to ``entry`` (a key: "3", "0.1"), which
+        replays what was recorded before it and runs ``entry`` and the rest afresh, on
+        ``input`` (the run's input JSON, ``{"args": [...], "kwargs": {...}}``) or the
+        original's. The same fork asked again returns the existing run and False."""
+        if not by.strip():
+            raise ConfigurationError("forking a run needs who (by=...)")
+        source = await self.get(run_id)
+        entries = await self.store.load_entries(run_id)
+        cut = find_entry(entries, str(entry), run_id)
+        kept = kept_before(entries, cut)
+        text = source.input if input is None else input
+        fork = self._pending(
+            _new_run_id(new_run_id), source.workflow, text, source.code_version, source.tenant,
+            journal_format=source.journal_format, forked_from=source.run_id,
+            forked_entry=cut.key,
+        )  # fmt: skip
+        detail = {
+            "from": source.run_id, "entry": cut.key, "kept": len(kept),
+            "input_changed": text != source.input,
+        }  # fmt: skip
+        event = AuditEvent("run.forked", json.dumps(detail), by, fork.run_id, source.run_id)
+        return await self.store.fork_run(fork, kept, event)
 
     async def send_event(
         self, run_id: str, name: str, payload: Any = None, *, event_id: str | None = None
@@ -179,6 +257,16 @@ class RunOps:
             raise ConfigurationError("the age of runs to remove must not be negative")
         before = self.clock.now() - older_than.total_seconds()
         return await self.store.delete_finished(before, dry_run=dry_run)
+
+
+def _new_run_id(run_id: str | None) -> str:
+    if run_id is None:
+        return uuid.uuid4().hex
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise ConfigurationError(
+            f"bad run id {run_id!r}: use 1-200 letters, digits or . : @ / + = - _"
+        )
+    return run_id
 
 
 def _line(e: Entry, width: int | None) -> TimelineEntry:

@@ -35,6 +35,9 @@ def run_document(run: RunRecord) -> Document:
         **_pick(run, "run_id", "workflow", "status", "created_at", "updated_at", "finished_at",
                 "waiting_on", "tenant", "parent_run_id"),
         "error": None if error is None else {k: error.get(k) for k in ("type", "message")},
+        "custom_status": _json(run.custom_status),
+        "forked_from": run.forked_from,
+        "forked_entry": run.forked_entry,
     }  # fmt: skip
 
 

@@ -79,7 +79,21 @@ class RunStore(Protocol):
         """Runs cancelled at ``since`` or later (a worker stops those it executes)."""
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
-        """Make a failed run runnable again from its first failed journal entry."""
+        """Make a failed run runnable again from its first failed journal entry, or a
+        cancelled one where it was cancelled (with the approvals that were pending and the
+        child runs it was waiting for)."""
+
+    async def fork_run(
+        self, run: RunRecord, entries: Sequence[Entry], audit: AuditEvent
+    ) -> tuple[RunRecord, bool]:
+        """Create ``run`` (a fork: ``forked_from`` set) with copies of ``entries`` as its
+        journal, and append ``audit``, in one transaction. The same fork again (same id,
+        source and entry) returns the stored one and False; another run with that id is a
+        RunConflict; a source that does not exist is UnknownRun."""
+
+    async def custom_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """run id -> the JSON its workflow last gave ``ctx.set_status`` (the newest ``status``
+        entry of its journal), for the runs that have one."""
 
     async def send_event(
         self, run_id: str, name: str, payload: str, now: float, event_id: str | None = None
@@ -169,9 +183,9 @@ class WorkerStore(Protocol):
     async def register_worker(self, worker: WorkerRecord) -> None: ...
 
     async def deregister_worker(self, worker_id: str, now: float) -> None:
-        """Remove the worker and make every run it held claimable at once, in its place in
-        the queue (``wake_at`` its creation time): a run taken over from a dead worker does
-        not wait behind runs started after it."""
+        """Remove the worker and release every run it held (``pending``, no owner), claimable
+        at once in its place in the queue (``wake_at`` its creation time): a run taken over
+        from a dead worker does not wait behind runs started after it."""
 
     async def list_workers(self) -> list[WorkerRecord]: ...
 

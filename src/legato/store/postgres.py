@@ -108,7 +108,7 @@ WITH ins AS (
         run_id text, workflow text, status text, input text, output text, error text,
         parent_run_id text, parent_seq int, code_version text, owner text, wake_at float8,
         waiting_on text, created_at float8, updated_at float8, finished_at float8,
-        journal_format int, tenant text)
+        journal_format int, tenant text, forked_from text, forked_entry text)
     ON CONFLICT (run_id) DO NOTHING
     RETURNING run_id
 ), woke AS (SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM ins))
@@ -619,7 +619,8 @@ class PostgresStore(SQLStore):
         async def work(conn: Conn) -> None:  # a dead worker's
             await conn.execute(
                 "WITH gone AS (DELETE FROM workers WHERE worker_id = %s),"
-                " freed AS (UPDATE runs SET wake_at = LEAST(created_at, %s), updated_at = %s"
+                " freed AS (UPDATE runs SET status = 'pending', owner = NULL,"
+                " wake_at = LEAST(created_at, %s), updated_at = %s"
                 " WHERE owner = %s AND status = 'running' RETURNING 1)"
                 " SELECT pg_notify(%s, '') WHERE EXISTS (SELECT 1 FROM freed)",
                 (worker_id, now, now, worker_id, self.channel),

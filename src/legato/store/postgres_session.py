@@ -70,7 +70,8 @@ SELECT worker_id FROM w WHERE pg_try_advisory_lock(hashtextextended(worker_id, %
 _DEREGISTER = """
 WITH gone AS (DELETE FROM workers WHERE worker_id = %(worker)s),
 freed AS (
-    UPDATE runs SET wake_at = LEAST(created_at, %(now)s), updated_at = %(now)s
+    UPDATE runs SET status = 'pending', owner = NULL, wake_at = LEAST(created_at, %(now)s),
+        updated_at = %(now)s
     WHERE owner = %(worker)s AND status = 'running' RETURNING 1
 ), told AS (
     SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT 1 FROM freed)

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
+#: as stored; the operations layer shows ``paused`` for pending and waiting runs of a paused
+#: workflow (see ``legato.ops.runs``)
+RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled", "paused"]
 EntryStatus = Literal["completed", "failed", "waiting", "retrying"]
 RunEnd = Literal["completed", "failed"]  # how a run's own code ends it
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -50,6 +52,12 @@ class RunRecord:
     journal_format: int = 3
     #: who the run works for: budgets per tenant per day add up model calls by this
     tenant: str | None = None
+    #: the run this one was forked from, and the key of the entry it ran afresh from
+    forked_from: str | None = None
+    forked_entry: str | None = None
+    #: not a column: the run's own status (JSON) as its last ``ctx.set_status`` recorded it,
+    #: filled in by the operations layer
+    custom_status: str | None = None
 
 
 @dataclass(slots=True)
@@ -193,7 +201,8 @@ class ScheduleRecord:
 
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
-    " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format, tenant"
+    " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format, tenant,"
+    " forked_from, forked_entry"
 )
 ENTRY_COLUMNS = (
     "run_id, seq, kind, name, status, input, output, error, attempts, started_at, finished_at,"
@@ -217,7 +226,7 @@ def run_values(run: RunRecord) -> tuple[Any, ...]:
         run.run_id, run.workflow, run.status, run.input, run.output, run.error,
         run.parent_run_id, run.parent_seq, run.code_version, run.owner, run.wake_at,
         run.waiting_on, run.created_at, run.updated_at, run.finished_at, run.journal_format,
-        run.tenant,
+        run.tenant, run.forked_from, run.forked_entry,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from legato.store.records import ENTRY_COLUMNS, RUN_COLUMNS, TERMINAL, Entry, Ru
 
 #: a new run, unless one with its id exists (idempotent start)
 INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({marks(17)}) ON CONFLICT (run_id) DO NOTHING"
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({marks(19)}) ON CONFLICT (run_id) DO NOTHING"
 )
 FINISHED = "('completed', 'failed', 'cancelled')"
 _TREE = """WITH RECURSIVE tree(id) AS (
@@ -114,6 +114,30 @@ async def reopen(tx: Tx, run_id: str, now: float) -> None:
     )
 
 
+async def resume_cancelled(tx: Tx, run_id: str, now: float) -> None:
+    """Make a cancelled run runnable where it stopped: its journal is kept; the approvals that
+    were pending when it was cancelled are pending again, and its child runs that it was still
+    waiting for (cancelled with it) resume too."""
+    children = await tx.all(
+        "SELECT r.run_id FROM entries e JOIN runs r ON r.parent_run_id = e.run_id"
+        " AND r.parent_seq = e.seq WHERE e.run_id = ? AND e.kind = 'child'"
+        " AND e.status = 'waiting' AND r.status = 'cancelled'",
+        (run_id,),
+    )
+    for (child_id,) in children:
+        await resume_cancelled(tx, child_id, now)
+    await tx.execute(
+        "UPDATE approvals SET status = 'pending', decided_at = NULL"
+        " WHERE run_id = ? AND status = 'cancelled'",
+        (run_id,),
+    )
+    await tx.execute(
+        "UPDATE runs SET status = 'pending', owner = NULL, wake_at = ?, waiting_on = NULL,"
+        " finished_at = NULL, updated_at = ? WHERE run_id = ?",
+        (now, now, run_id),
+    )
+
+
 class SQLRuns(Dialect):
     """The :class:`~legato.store.base.RunStore` role (but ``create_run``: the dialect's)."""
 
@@ -137,6 +161,19 @@ class SQLRuns(Dialect):
             f"SELECT {ENTRY_COLUMNS} FROM entries WHERE run_id = ? ORDER BY seq", (run_id,)
         )
         return [Entry(*r) for r in rows]
+
+    async def custom_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in chunks(list(run_ids), self._LIST_LIMIT):
+            among, params = self._any_of(chunk)
+            rows = await self._select(
+                "SELECT e.run_id, e.output FROM entries e WHERE e.kind = 'status'"
+                f" AND e.run_id {among} AND e.seq = (SELECT MAX(seq) FROM entries"
+                " WHERE run_id = e.run_id AND kind = 'status')",
+                params,
+            )
+            out.update((r[0], r[1]) for r in rows if r[1] is not None)
+        return out
 
     async def load_journals(self, run_ids: Sequence[str]) -> dict[str, list[Entry]]:
         out: dict[str, list[Entry]] = {r: [] for r in run_ids}
@@ -177,11 +214,14 @@ class SQLRuns(Dialect):
 
         async def work(tx: Tx) -> RunRecord:
             run = await require_run(tx, run_id, shown, lock=True)
-            if run.status != "failed":
+            if run.status == "failed":
+                await reopen(tx, run_id, now)
+            elif run.status == "cancelled":
+                await resume_cancelled(tx, run_id, now)
+            else:
                 raise RunConflict(
-                    f"run {run_id!r} is {run.status}; only failed runs can be retried"
+                    f"run {run_id!r} is {run.status}; only failed or cancelled runs can be retried"
                 )
-            await reopen(tx, run_id, now)
             await tx.notify()
             return await require_run(tx, run_id)
 

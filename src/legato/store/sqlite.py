@@ -341,8 +341,8 @@ class SQLiteStore(SQLStore):
     async def deregister_worker(self, worker_id: str, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE runs SET wake_at = MIN(created_at, ?), updated_at = ?"
-                " WHERE owner = ? AND status = 'running'",
+                "UPDATE runs SET status = 'pending', owner = NULL, wake_at = MIN(created_at, ?),"
+                " updated_at = ? WHERE owner = ? AND status = 'running'",
                 (now, now, worker_id),
             )
             conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))

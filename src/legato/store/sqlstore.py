@@ -10,13 +10,16 @@ from __future__ import annotations
 from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
 from legato.store.control import SQLControl
+from legato.store.forks import SQLForks
 from legato.store.journal import SQLJournal
 from legato.store.runs import SQLRuns
 from legato.store.schedules import SQLSchedules
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLSchedules):
+class SQLStore(
+    SQLRuns, SQLForks, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLSchedules
+):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:

@@ -1,5 +1,5 @@
 """Workers: registered with their host and process, kept alive by heartbeats, and on
-deregistration every run they held is claimable at once."""
+deregistration every run they held is released (pending, no owner), claimable at once."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ async def check_deregister_makes_the_workers_runs_claimable_at_once(store: Store
     await store.claim("w1", [WF], NOW, LEASE, 2)
     await store.claim("w2", [WF], NOW, LEASE, 2)
     await store.deregister_worker("w1", NOW + 2)
+    runs = await store.list_runs()
+    assert sorted((r.status, r.owner) for r in runs) == [
+        ("pending", None), ("pending", None), ("running", "w2")
+    ]  # fmt: skip
     freed = await store.claim("w3", [WF], NOW + 2, LEASE, 10)
     assert len(freed) == 2 and all(r.owner == "w3" for r in freed)
     assert await store.claim("w3", [WF], NOW + 2, LEASE, 10) == []  # w2's lease holds
