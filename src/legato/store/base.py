@@ -265,6 +265,19 @@ class UsageStore(Protocol):
         """Store a response under ``key`` until ``expires_at`` (and drop expired ones)."""
 
 
+class DeploymentStore(Protocol):
+    """What the AI layer learned about each deployment by talking to it (the structured output
+    a server rejects, its chat template's token overhead ...), shared by every worker."""
+
+    async def learn_about_deployment(
+        self, deployment: str, fact: str, value: str, now: float
+    ) -> None:
+        """Set ``fact`` (a JSON text ``value``) of ``deployment``; the last write wins."""
+
+    async def deployment_facts(self, deployment: str) -> dict[str, str]:
+        """Every fact learned about ``deployment``: name -> JSON text."""
+
+
 class ControlStore(Protocol):
     """What people change at run time: autonomy levels and paused workflows (audited)."""
 
@@ -293,6 +306,7 @@ class Store(
     SupervisionStore,
     AuditStore,
     UsageStore,
+    DeploymentStore,
     ControlStore,
     Protocol,
 ):
@@ -321,6 +335,7 @@ __all__ = [
     "Claim",
     "AuditStore",
     "ControlStore",
+    "DeploymentStore",
     "Entry",
     "EntryStatus",
     "JournalStore",

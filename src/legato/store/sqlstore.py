@@ -10,12 +10,15 @@ from __future__ import annotations
 from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
 from legato.store.control import SQLControl
+from legato.store.deployments import SQLDeployments
 from legato.store.journal import SQLJournal
 from legato.store.runs import SQLRuns
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl):
+class SQLStore(
+    SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLDeployments, SQLControl
+):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:

@@ -5,8 +5,8 @@ function of a fresh, empty, opened store; it raises AssertionError where the sto
 behave as the engine, the workers and the operations layer need. Checks are grouped by
 capability, one module each: ``schema``, ``runs``, ``journal``, ``claims_and_leases``,
 ``fencing``, ``events``, ``parking``, ``children``, ``approvals``, ``gate_and_throttles``,
-``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``gc``, ``wakeups``,
-``workers`` and ``notifications``. Times are explicit (the store API takes ``now``): nothing
+``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``deployment_facts``, ``gc``,
+``wakeups``, ``workers`` and ``notifications``. Times are explicit (the store API takes ``now``): nothing
 sleeps.
 
 In your pytest suite, give a factory that returns a fresh store (an async function, or an
