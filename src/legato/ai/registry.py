@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
+from legato.ai.learned import Learned
 from legato.ai.model import Capabilities, Model, ProviderSettings
 from legato.errors import ConfigurationError
 
@@ -119,6 +120,8 @@ class Models:
         self._lock = threading.Lock()
         breaker = self.config.circuit_breaker
         self.breakers = Breakers(breaker.failures, breaker.cooldown.total_seconds())
+        #: what deployments' servers were seen to accept (shared with every worker by the store)
+        self.learned = Learned()
         self._prices: PriceTable | None = None
 
     # -- registration ---------------------------------------------------------------------
