@@ -279,10 +279,12 @@ def test_structured_output_as_a_forced_tool_counts_the_tool_prompt() -> None:
 
     # a forced tool brings the provider's tool-use prompt; a schema enforced natively does not
     tool, prompted = asked("tool"), asked("prompted")
-    assert estimate_request(tool, "claude-sonnet-4-5") - estimate_request(
-        prompted, "claude-sonnet-4-5"
-    ) == 350
+    assert (
+        estimate_request(tool, "claude-sonnet-4-5")
+        - estimate_request(prompted, "claude-sonnet-4-5")
+        == 350
+    )
     assert estimate_request(asked("native"), "claude-sonnet-4-5") == estimate_request(
         prompted, "claude-sonnet-4-5"
     )
-    assert estimate_request(native, "gpt-4o") == estimate_request(prompted, "gpt-4o")
+    assert estimate_request(tool, "gpt-4o") == estimate_request(prompted, "gpt-4o")
