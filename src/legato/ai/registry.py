@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
@@ -206,6 +206,11 @@ class Models:
 
     def capabilities(self, deployment: str, kind: str) -> Capabilities:
         base = _KIND_CAPABILITIES.get(kind, Capabilities())
+        if kind == "anthropic":
+            from legato.ai.providers.anthropic import native_output
+
+            name = deployment.split(":", 1)[-1]
+            base = replace(base, native_output=native_output(name))
         conf: DeploymentConfig | None = self.config.deployments.get(deployment)
         if conf is None:
             return base

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from legato.ai.messages import ModelRequest
-from legato.ai.tokens import TEMPLATE_MARGIN
 from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
 from legato.ai.providers.formats import rejected_feature, server_message, status_kind
+from legato.ai.tokens import TEMPLATE_MARGIN
 from legato.errors import ConfigurationError
 
 __all__ = ["SDKModel", "require_sdk"]
