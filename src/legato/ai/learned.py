@@ -56,6 +56,17 @@ class Learned:
     def __init__(self) -> None:
         self._known: dict[str, Known] = {}
         self._lock = threading.Lock()
+        #: the last failure of each deployment in this process (not stored: it is news, not
+        #: a fact), so a call its circuit breaker skips can still say what the server said
+        self._failures: dict[str, str] = {}
+
+    def failed(self, deployment: str, error: str) -> None:
+        with self._lock:
+            self._failures[deployment] = error
+
+    def last_failure(self, deployment: str) -> str | None:
+        with self._lock:
+            return self._failures.get(deployment)
 
     async def known(self, store: DeploymentStore, deployment: str) -> Known:
         with self._lock:

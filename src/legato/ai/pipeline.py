@@ -243,7 +243,10 @@ class Call(Generic[R, T]):
 
     async def attempt(self, route: Route, deployment: str) -> Outcome:
         model = self.models.get(deployment)
-        why = self.models.breakers.check(deployment) or self.op.incapable(model)
+        why = self.models.breakers.check(deployment)
+        if why and (last := self.models.learned.last_failure(deployment)):
+            why = f"{why}; the last one: {last}"
+        why = why or self.op.incapable(model)
         if why:
             return self._record(Skipped(deployment, why))
         governed = self._govern(model)
@@ -322,6 +325,7 @@ class Call(Generic[R, T]):
         except ModelError as exc:
             if exc.transient or exc.kind == "bad_response":
                 self.models.breakers.failure(model.id)
+                self.models.learned.failed(model.id, str(exc))
             return Failed(model.id, exc)
         self.models.breakers.success(model.id)
         latency = _ms(started)
