@@ -610,15 +610,15 @@ def costs(
     age = parse_age(since) if since else None
     rows = _run(ctx, lambda ops: ops.costs.rollup(by=by, since=age, workflow=workflow))
 
-    def usd(nano: int) -> str:
-        return f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
+    def exact(value: Decimal) -> str:  # every digit, never an exponent: 1.73E-8 is 0.0000000173
+        return format(value.normalize(), "f") if value else "0"
 
     if as_json:
         for key, t in rows:
             click.echo(json.dumps({
                 by: key, "calls": t.calls, "input_tokens": t.input_tokens,
                 "cached_input_tokens": t.cached_input_tokens, "output_tokens": t.output_tokens,
-                "usd": usd(t.cost_nanousd), "unknown_cost_calls": t.unknown_cost_calls,
+                "usd": exact(t.cost_usd), "unknown_cost_calls": t.unknown_cost_calls,
                 "cache_hits": t.cache_hits,
             }))  # fmt: skip
         return
@@ -632,19 +632,21 @@ def costs(
     table = Table(box=None, header_style="bold")
     for col in (by.upper(), "CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS"):
         table.add_column(col, justify="left" if col == by.upper() else "right")
-    total = [0, 0, 0, 0, 0, 0, 0]
+    total = [0, 0, 0, 0, 0, 0]
+    total_usd = Decimal(0)
     for key, t in rows:
         values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
-                  t.cost_nanousd, t.unknown_cost_calls, t.cache_hits]  # fmt: skip
+                  t.unknown_cost_calls, t.cache_hits]  # fmt: skip
         total = [a + b for a, b in zip(total, values, strict=True)]
-        table.add_row(key or "-", *(str(v) for v in values[:4]), usd(values[4]),
-                      *(str(v) for v in values[5:]))  # fmt: skip
-    table.add_row("TOTAL", *(str(v) for v in total[:4]), usd(total[4]),
-                  *(str(v) for v in total[5:]), style="bold")  # fmt: skip
+        total_usd += t.cost_usd
+        table.add_row(key or "-", *(str(v) for v in values[:4]), f"{t.cost_usd:.6f}",
+                      *(str(v) for v in values[4:]))  # fmt: skip
+    table.add_row("TOTAL", *(str(v) for v in total[:4]), f"{total_usd:.6f}",
+                  *(str(v) for v in total[4:]), style="bold")  # fmt: skip
     console.print(table, markup=False)
-    if total[5]:
+    if total[4]:
         console.print(
-            f"{total[5]} call(s) have no known price: USD figures leave them out (see"
+            f"{total[4]} call(s) have no known price: USD figures leave them out (see"
             " [prices] in legato.toml)",
             markup=False,
         )
