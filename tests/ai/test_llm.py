@@ -332,19 +332,17 @@ def test_legato_costs_cli(make_app: Callable[..., legato.App], db_url: str) -> N
 
     from legato.cli.main import cli
 
-    prices = {
-        **_priced("scripted:writer", "1000", "1000")["prices"],  # type: ignore[dict-item]
-        **_priced("scripted:tiny", "0.00346", "0.00346")["prices"],
-    }  # type: ignore[dict-item]
+    tiny = {"input_per_mtok": "0.00346", "output_per_mtok": "0.00346"}
+    prices = {**_priced("scripted:writer", "1000", "1000")["prices"], "scripted:tiny": tiny}
     app = _app(make_app, {"prices": prices})
     model = app.models.add(ScriptedModel(lambda request: "one two", name="writer"))
-    tiny = app.models.add(ScriptedModel(lambda request: "one two", name="tiny"))
+    cheap = app.models.add(ScriptedModel(lambda request: "one two", name="tiny"))
     unpriced = app.models.add(ScriptedModel(lambda request: "x", name="free"))
 
     @app.workflow
     async def write(ctx: legato.Context) -> None:
         await ctx.llm("a b c", model=model.id)
-        await ctx.llm("a b c", model=tiny.id)
+        await ctx.llm("a b c", model=cheap.id)
         await ctx.llm("a", model=unpriced.id)
 
     app.run(write)
