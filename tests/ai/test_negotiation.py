@@ -237,3 +237,39 @@ def test_output_is_capped_with_the_parameter_the_model_takes(
     (body,) = server.bodies
     other = ({"max_tokens", "max_completion_tokens"} - {expected}).pop()
     assert body[expected] == 7 and other not in body
+
+
+def test_agent_turns_are_sent_as_strict_servers_take_them(
+    make_app: Callable[..., legato.App], fake_server: FakeServer
+) -> None:
+    def strict(body: Any) -> tuple[int, Any]:
+        if any(m.get("content") is None for m in body["messages"]):  # as llama-cpp-python
+            return 500, {"error": {"message": "messages.1.content: Input should be a string"}}
+        answered = any(m["role"] == "tool" for m in body["messages"])
+        name, arguments = (
+            ("final_result", {"city": "Paris"}) if answered else ("weather", {"city": "Paris"})
+        )
+        function = {"name": name, "arguments": json.dumps(arguments)}
+        call = {"id": f"t{len(body['messages'])}", "type": "function", "function": function}
+        return 200, completion(calls=[call])
+
+    class Where(BaseModel):
+        city: str
+
+    server = fake_server(strict)
+    app = make_app(config=_config(server))
+
+    @app.tool(risk="low")
+    def weather(city: str) -> int:
+        return 21
+
+    agent = legato.Agent("forecaster", "srv:m", "Answer.", tools=[weather], output=Where)
+
+    @app.workflow
+    async def forecast(ctx: legato.Context) -> list[object]:
+        result = await agent.run(ctx, "Weather in Paris?")
+        return [result.status, result.output.model_dump() if result.output else None]
+
+    assert app.run(forecast) == ["completed", {"city": "Paris"}]
+    assistant = server.bodies[1]["messages"][-2]  # the tool-call turn, sent back
+    assert assistant["role"] == "assistant" and assistant["content"] == ""
