@@ -40,12 +40,26 @@ def free_port() -> int:
 
 
 @dataclass
-class Katan:
-    """A running llm-katan server."""
+class ServerProcess:
+    """A server the tests started on 127.0.0.1, and the file its output goes to."""
 
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+
+@dataclass
+class Katan(ServerProcess):
+    """A running llm-katan server."""
 
     @property
     def url(self) -> str:
@@ -96,22 +110,12 @@ def start_katan(logs: Path, role: str, *options: str, dashboard: bool = False) -
                     return server
         except OSError:
             time.sleep(0.1)
-    stop_katan(server)
+    server.stop()
     pytest.fail(
         f"llm-katan ({role}) did not start on port {port}: {' '.join(argv)}\n"
         f"{log.read_text(errors='replace')[-3000:]}",
         pytrace=False,
     )
-
-
-def stop_katan(server: Katan) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-    server.process.wait()
 
 
 @contextlib.contextmanager
@@ -122,7 +126,7 @@ def katan_server(
     try:
         yield server
     finally:
-        stop_katan(server)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

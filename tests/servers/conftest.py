@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ai.conftest import free_port
+from tests.ai.conftest import ServerProcess, free_port
 from tests.conftest import ROOT
 
 CHAT = "smollm2"
@@ -28,11 +28,7 @@ EMBED = "smollm2-embed"
 
 
 @dataclass
-class LlamaServer:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
+class LlamaServer(ServerProcess):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -121,9 +117,4 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
                 time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
