@@ -76,11 +76,11 @@ class Capabilities:
     #: the provider can constrain output to a JSON Schema (else: a tool call, or prompting)
     native_output: bool = True
     embeddings: bool = False
-    context_window: int = 128_000
-    max_output_tokens: int | None = None
     #: the parameter that caps output (``max_tokens`` or ``max_completion_tokens``); None:
     #: chosen by the model's name (OpenAI's o-series and GPT-5 onwards need the latter)
     max_tokens_param: str | None = None
+    context_window: int = 128_000
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,6 +237,19 @@ class AuditStore(Protocol):
     ) -> list[AuditRecord]: ...
 
 
+class DeploymentStore(Protocol):
+    """What the AI layer learned about each deployment by talking to it (the structured output
+    a server rejects, its chat template's token overhead ...), shared by every worker."""
+
+    async def learn_about_deployment(
+        self, deployment: str, fact: str, value: str, now: float
+    ) -> None:
+        """Set ``fact`` (a JSON text ``value``) of ``deployment``; the last write wins."""
+
+    async def deployment_facts(self, deployment: str) -> dict[str, str]:
+        """Every fact learned about ``deployment``: name -> JSON text."""
+
+
 class UsageStore(Protocol):
     """Model usage and cost rows, and the response cache (the AI layer)."""
 
@@ -263,19 +276,6 @@ class UsageStore(Protocol):
 
     async def cache_put(self, key: str, value: str, now: float, expires_at: float) -> None:
         """Store a response under ``key`` until ``expires_at`` (and drop expired ones)."""
-
-
-class DeploymentStore(Protocol):
-    """What the AI layer learned about each deployment by talking to it (the structured output
-    a server rejects, its chat template's token overhead ...), shared by every worker."""
-
-    async def learn_about_deployment(
-        self, deployment: str, fact: str, value: str, now: float
-    ) -> None:
-        """Set ``fact`` (a JSON text ``value``) of ``deployment``; the last write wins."""
-
-    async def deployment_facts(self, deployment: str) -> dict[str, str]:
-        """Every fact learned about ``deployment``: name -> JSON text."""
 
 
 class ControlStore(Protocol):
@@ -305,8 +305,8 @@ class Store(
     WorkerStore,
     SupervisionStore,
     AuditStore,
-    UsageStore,
     DeploymentStore,
+    UsageStore,
     ControlStore,
     Protocol,
 ):
