@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,26 @@ def free_port() -> int:
 
 
 @dataclass
-class Katan:
-    """A running llm-katan server."""
+class ServerProcess:
+    """A server the tests started on 127.0.0.1, and the file its output goes to."""
 
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+
+@dataclass
+class Katan(ServerProcess):
+    """A running llm-katan server."""
 
     @property
     def url(self) -> str:
@@ -96,22 +110,12 @@ def start_katan(logs: Path, role: str, *options: str, dashboard: bool = False) -
                     return server
         except OSError:
             time.sleep(0.1)
-    stop_katan(server)
+    server.stop()
     pytest.fail(
         f"llm-katan ({role}) did not start on port {port}: {' '.join(argv)}\n"
         f"{log.read_text(errors='replace')[-3000:]}",
         pytrace=False,
     )
-
-
-def stop_katan(server: Katan) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-    server.process.wait()
 
 
 @contextlib.contextmanager
@@ -122,7 +126,7 @@ def katan_server(
     try:
         yield server
     finally:
-        stop_katan(server)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -216,29 +220,44 @@ class Wire:
 
 @dataclass
 class Stub:
-    """A canned HTTP server for answers no real server gives on purpose (garbage)."""
+    """A canned HTTP server for answers no real server gives on purpose (garbage), or a
+    server with a made-up subset of a protocol; ``bodies`` holds every request's JSON."""
 
     url: str
-    requests: int = 0
+    bodies: list[Any] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.bodies)
+
+
+#: what a fake server answers a request's JSON body with: a status and a JSON-able body
+Answer = Callable[[Any], tuple[int, Any]]
 
 
 @pytest.fixture
-def stub_server() -> Iterator[Callable[[bytes], Stub]]:
-    """``stub_server(body)``: a server answering every POST with 200 and ``body`` (as JSON)."""
+def fake_server() -> Iterator[Callable[[Answer], Stub]]:
+    """``fake_server(answer)``: a server answering every POST with ``answer(body)``."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
-    def start(body: bytes) -> Stub:
+    def start(answer: Answer) -> Stub:
         stub = Stub(url="")
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                stub.requests += 1
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                self.send_response(200)
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                stub.bodies.append(body)
+                status, reply = answer(body)
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
+                self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -253,3 +272,9 @@ def stub_server() -> Iterator[Callable[[bytes], Stub]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def stub_server(fake_server: Callable[[Answer], Stub]) -> Callable[[bytes], Stub]:
+    """``stub_server(body)``: a server answering every POST with 200 and ``body`` (as JSON)."""
+    return lambda body: fake_server(lambda _: (200, body))

@@ -332,13 +332,17 @@ def test_legato_costs_cli(make_app: Callable[..., legato.App], db_url: str) -> N
 
     from legato.cli.main import cli
 
-    app = _app(make_app, _priced("scripted:writer", "1000", "1000"))
+    tiny = {"input_per_mtok": "0.00346", "output_per_mtok": "0.00346"}
+    prices = {**_priced("scripted:writer", "1000", "1000")["prices"], "scripted:tiny": tiny}
+    app = _app(make_app, {"prices": prices})
     model = app.models.add(ScriptedModel(lambda request: "one two", name="writer"))
+    cheap = app.models.add(ScriptedModel(lambda request: "one two", name="tiny"))
     unpriced = app.models.add(ScriptedModel(lambda request: "x", name="free"))
 
     @app.workflow
     async def write(ctx: legato.Context) -> None:
         await ctx.llm("a b c", model=model.id)
+        await ctx.llm("a b c", model=cheap.id)
         await ctx.llm("a", model=unpriced.id)
 
     app.run(write)
@@ -347,10 +351,13 @@ def test_legato_costs_cli(make_app: Callable[..., legato.App], db_url: str) -> N
     assert out.exit_code == 0, out.output
     rows = {r["model"]: r for r in map(json.loads, out.output.splitlines())}
     # 3 input + 2 output tokens at $1,000 per million each
-    assert rows["scripted:writer"]["usd"] == "0.005000" and rows["scripted:writer"]["calls"] == 1
+    assert rows["scripted:writer"]["usd"] == "0.005" and rows["scripted:writer"]["calls"] == 1
+    # exact, as a string: 5 tokens at $0.00346 per million, not "0.000000"
+    assert rows["scripted:tiny"]["usd"] == "0.0000000173"
     assert rows["scripted:free"]["unknown_cost_calls"] == 1
     table = runner.invoke(cli, ["--database-url", db_url, "costs"])
     assert table.exit_code == 0 and "write" in table.output and "no known price" in table.output
+    assert "0.005000" in table.output  # tables round to 6 decimals
     bad = runner.invoke(cli, ["--database-url", db_url, "costs", "--since", "soon"])
     assert bad.exit_code != 0 and "bad age" in bad.output
 

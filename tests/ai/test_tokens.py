@@ -268,16 +268,23 @@ def test_max_output_prefers_request_then_deployment_then_default() -> None:
     assert max_output(capped, Capabilities(max_output_tokens=16_384)) == 300
 
 
-def test_claude_structured_output_counts_as_a_tool_unless_prompted() -> None:
+def test_structured_output_as_a_forced_tool_counts_the_tool_prompt() -> None:
     base = ModelRequest(messages=(Message(role="user", content="Extract the name"),))
     schema = {"type": "object", "properties": {"name": {"type": "string"}}}
-    native = base.model_copy(update={"output": OutputSpec(name="Person", schema=schema)})
-    prompted = base.model_copy(
-        update={"output": OutputSpec(name="Person", schema=schema, mode="prompted")}
-    )
+
+    def asked(mode: str) -> ModelRequest:
+        return base.model_copy(
+            update={"output": OutputSpec(name="Person", schema=schema, mode=mode)}
+        )
+
+    # a forced tool brings the provider's tool-use prompt; a schema enforced natively does not
+    tool, prompted = asked("tool"), asked("prompted")
     assert (
-        estimate_request(native, "claude-sonnet-4-5")
+        estimate_request(tool, "claude-sonnet-4-5")
         - estimate_request(prompted, "claude-sonnet-4-5")
         == 350
     )
-    assert estimate_request(native, "gpt-4o") == estimate_request(prompted, "gpt-4o")
+    assert estimate_request(asked("native"), "claude-sonnet-4-5") == estimate_request(
+        prompted, "claude-sonnet-4-5"
+    )
+    assert estimate_request(tool, "gpt-4o") == estimate_request(prompted, "gpt-4o")

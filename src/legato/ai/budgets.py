@@ -35,9 +35,11 @@ class Spender(Protocol):
     run_id: str
     workflow: str
     tenant: str | None
-    store: UsageStore
     clock: Clock
     budgets: Budgets
+
+    @property
+    def store(self) -> UsageStore: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +59,28 @@ def day(clock: Clock) -> str:
 
 
 async def check(
-    env: Spender, model: Model, request: ModelRequest, pricing: Pricing
+    env: Spender,
+    model: Model,
+    request: ModelRequest,
+    pricing: Pricing,
+    *,
+    prompt_tokens: int | None = None,
 ) -> Overrun | None:
-    """The first scope ``request`` to ``model`` would pass, or None when it may be sent."""
+    """The first scope ``request`` to ``model`` would pass, or None when it may be sent.
+
+    The bound: what the scope spent (reported usage) plus this request's worst case, its
+    prompt (``prompt_tokens``: the estimate with the chat template's tokens, else
+    :func:`tokens.estimate_request`) and its output cap (:func:`tokens.max_output`). The
+    request is sent only when that stays within every limit, so spending stays within a
+    limit as long as the prompt estimate is not below what the server counts: exact for
+    OpenAI's models, an estimate that errs high for the rest (see tokens.py).
+    """
     scopes = env.budgets.scopes()
     if not scopes:
         return None
-    est_in = tokens.estimate_request(request, model.name)
+    est_in = (
+        tokens.estimate_request(request, model.name) if prompt_tokens is None else prompt_tokens
+    )
     est_out = tokens.max_output(request, model.capabilities)
     estimate = pricing.estimate(est_in, est_out)
     for scope, budget in scopes:

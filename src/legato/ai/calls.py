@@ -14,6 +14,7 @@ from typing import Any
 
 from legato.ai import structured, tokens
 from legato.ai.context_window import trim
+from legato.ai.learned import Known
 from legato.ai.messages import EmbeddingResponse, Message, ModelRequest, ModelResponse, ToolSpec
 from legato.ai.model import Model
 from legato.ai.outcomes import Answered, Tally
@@ -72,12 +73,19 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             return f"context window {caps.context_window} < {needed} tokens needed"
         return None
 
-    def prepare(self, model: Model, request: ModelRequest) -> tuple[ModelRequest, int]:
+    def prepare(
+        self, model: Model, request: ModelRequest, known: Known
+    ) -> tuple[ModelRequest, int]:
         caps = model.capabilities
         if self.spec.output is not None:
-            output = structured.output_spec(self.spec.output, caps, has_tools=bool(request.tools))
-            request = request.model_copy(update={"output": output})
-        reserve = tokens.max_output(request, caps)
+            mode = structured.output_modes(
+                model, has_tools=bool(request.tools), rejected=known.rejected
+            )[0]
+            request = request.model_copy(
+                update={"output": structured.output_spec(self.spec.output, mode)}
+            )
+        # the chat template's tokens are part of every prompt: the output reserve covers them
+        reserve = tokens.max_output(request, caps) + _template(model, known)
         if tokens.estimate_request(request, model.name) + reserve <= caps.context_window:
             return request, 0
 
@@ -87,6 +95,12 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
         trimmed = trim(request.messages, system=request.system, limit=caps.context_window,
                        count=count, reserve=reserve)  # fmt: skip
         return request.model_copy(update={"messages": tuple(trimmed.messages)}), trimmed.dropped
+
+    def estimate(self, model: Model, request: ModelRequest, known: Known) -> int:
+        return tokens.estimate_request(request, model.name) + _template(model, known)
+
+    def measures_template(self, request: ModelRequest) -> bool:
+        return not tokens.offers_tools(request)
 
     def rounds(self, route: Route) -> int:
         return route.repairs + 1
@@ -132,7 +146,8 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
                 reason=tally.reason(),
             ),
             redacted=dict(tally.redacted),
-            estimated_input_tokens=tokens.estimate_request(request, model.name),
+            estimated_input_tokens=answered.estimated,
+            output_mode=None if request.output is None else request.output.mode,
             finish_reason=response.finish_reason,
             cached=answered.cached,
             trimmed_messages=answered.trimmed,
@@ -143,6 +158,10 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             return True
         verdict = self.spec.evaluator(result)
         return verdict if isinstance(verdict, bool) else await verdict
+
+
+def _template(model: Model, known: Known) -> int:
+    return tokens.template_tokens(model.name, known.template_tokens, model.template_margin)
 
 
 def _wants_tools(response: ModelResponse, request: ModelRequest) -> bool:

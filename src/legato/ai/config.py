@@ -91,6 +91,8 @@ class DeploymentConfig(_Config):
     tools: bool | None = None
     native_output: bool | None = None
     embeddings: bool | None = None
+    #: the parameter that caps output; default by name (see ``openai.max_tokens_param``)
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
 

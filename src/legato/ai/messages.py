@@ -47,15 +47,16 @@ class ToolSpec(_Frozen):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
-OutputMode = Literal["native", "tool", "prompted"]
+OutputMode = Literal["native", "json_object", "tool", "prompted"]
 
 
 class OutputSpec(_Frozen):
     """A structured output the caller wants: a name and the JSON Schema of its type.
 
-    ``mode`` says how the provider is asked for it: its native structured output, a tool the
-    model must call, or instructions in the prompt (always validated afterwards, whatever
-    the mode).
+    ``mode`` says how the provider is asked for it: its native structured output (a JSON
+    Schema the server enforces), JSON mode (JSON enforced, the schema asked for in the
+    prompt), a tool the model must call, or instructions in the prompt (always validated
+    afterwards, whatever the mode).
     """
 
     name: str

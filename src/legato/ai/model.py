@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from legato.ai.messages import EmbeddingResponse, ModelRequest, ModelResponse
+from legato.ai.messages import EmbeddingResponse, ModelRequest, ModelResponse, OutputMode
 from legato.errors import ConfigurationError, LegatoError
 
 ErrorKind = Literal[
@@ -27,6 +27,9 @@ ErrorKind = Literal[
     "auth",  # 401/403 or no key
     "not_found",  # no such model at this endpoint
     "bad_request",  # 400: the request itself is wrong; another deployment would refuse it too
+    # the server rejected a feature the request used (``ModelError.feature`` names it): the
+    # same request asked another way may work (structured output negotiation)
+    "unsupported",
 ]
 
 #: failures that say nothing about the request: another deployment (or a later try) may work
@@ -45,15 +48,19 @@ class ModelError(LegatoError):
         *,
         deployment: str | None = None,
         status: int | None = None,
+        feature: str | None = None,
     ) -> None:
         where = f"{deployment}: " if deployment else ""
-        super().__init__(f"{where}{kind}: {message}")
+        http = f" (HTTP {status})" if status is not None else ""
+        super().__init__(f"{where}{kind}{http}: {message}")
         self.kind: ErrorKind = kind
         self.deployment = deployment
         self.status = status
         self.detail = message
+        #: for ``unsupported``: what the server rejected (``output.native``, ``max_tokens`` ...)
+        self.feature = feature
         self.details = {"kind": kind, "detail": message, "deployment": deployment,
-                        "status": status}  # fmt: skip
+                        "status": status, "feature": feature}  # fmt: skip
 
     @property
     def transient(self) -> bool:
@@ -69,6 +76,9 @@ class Capabilities:
     #: the provider can constrain output to a JSON Schema (else: a tool call, or prompting)
     native_output: bool = True
     embeddings: bool = False
+    #: the parameter that caps output (``max_tokens`` or ``max_completion_tokens``); None:
+    #: chosen by the model's name (OpenAI's o-series and GPT-5 onwards need the latter)
+    max_tokens_param: str | None = None
     context_window: int = 128_000
     max_output_tokens: int | None = None
 
@@ -111,6 +121,14 @@ class ProviderSettings:
 
 class Model(ABC):
     """One deployment: a model name at a provider, spoken to in the provider's protocol."""
+
+    #: the ways this protocol can be asked for structured output, best first (see
+    #: ``structured.output_modes``); a deployment's capabilities and what its server was
+    #: seen to reject narrow them
+    output_modes: tuple[OutputMode, ...] = ("native", "tool", "prompted")
+    #: prompt tokens a chat template may add that estimates do not see, assumed until the
+    #: server's reported usage measured them (none for models that are not chat servers)
+    template_margin: int = 0
 
     def __init__(
         self, provider: ProviderSettings, name: str, capabilities: Capabilities | None = None

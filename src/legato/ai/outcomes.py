@@ -53,8 +53,11 @@ class Failed:
         return self.error.kind == "bad_request"
 
     def attempt(self) -> Attempt:
-        kind = "transient" if self.transient else "final"
-        return Attempt(deployment=self.deployment, outcome="error", reason=f"{kind} {self.error}")
+        if self.error.kind == "unsupported":
+            reason = f"{self.error.feature} unsupported, asking another way: {self.error}"
+        else:
+            reason = f"{'transient' if self.transient else 'final'} {self.error}"
+        return Attempt(deployment=self.deployment, outcome="error", reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class Answered(Generic[R]):
     cache_key: str | None = None  # where a fresh answer goes once it is accepted
     output: Any = None
     trimmed: int = 0  # turns dropped to fit the context window
+    estimated: int = 0  # prompt tokens estimated before sending (the template's included)
 
     @property
     def deployment(self) -> str:

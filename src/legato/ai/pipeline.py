@@ -8,13 +8,19 @@ strategy reads to go on or stop. Per candidate:
 1. gate: an open circuit breaker or a deployment that cannot serve the call -> ``Skipped``;
 2. data rules: redact for external providers; a forbidden class -> ``Skipped`` (an internal
    deployment may still take it);
-3. prepare: the operation's request (structured output, context trimming);
+3. prepare: the operation's request (structured output the way the deployment is known to
+   take it, context trimming);
 4. cache: an identical request answered before -> ``Answered`` at no cost, no budget check;
 5. budget: a request that would pass a limit is not sent -> ``OverBudget``;
-6. call: the request (SDK retries off); a provider error -> ``Failed``;
+6. call: the request (SDK retries off); a provider error -> ``Failed``; a feature the server
+   rejects as unsupported is remembered for every worker (learned.py) and the request asked
+   the next way (native schema -> JSON mode -> forced tool -> prompt instructions), at once;
 7. account: a usage row, right after the answer (the money is spent);
 8. validate: an answer that does not validate goes back for a bounded number of repairs,
    each one through 4-8 again, then -> ``Rejected``.
+
+A call that received and judged an answer is never retried on the engine's timer: a retry
+starts over and would pay for that answer again (see :meth:`Call._unanswered`).
 
 What differs between a chat call and an embedding is an :class:`Operation` (calls.py); the
 end of the route becomes the result or one typed error in :meth:`Call.run`.
@@ -31,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from legato.ai import budgets, tokens
 from legato.ai.config import Budgets
+from legato.ai.learned import Known
 from legato.ai.messages import EmbeddingResponse, ModelRequest, ModelResponse
 from legato.ai.model import Model, ModelError
 from legato.ai.outcomes import (
@@ -63,7 +70,11 @@ from legato.store.usage import UsageRecord
 if TYPE_CHECKING:
     from legato.clock import Clock
     from legato.governance.data_rules import DataRules
-    from legato.store.base import UsageStore
+    from legato.store.base import DeploymentStore, UsageStore
+
+    class CallStore(UsageStore, DeploymentStore, Protocol):
+        """What a call writes: usage rows, cached answers, what it learned of deployments."""
+
 
 log = logging.getLogger("legato.ai")
 
@@ -80,7 +91,7 @@ class CallEnv:
     workflow: str
     tenant: str | None
     seq: int
-    store: UsageStore
+    store: CallStore
     clock: Clock
     budgets: Budgets
     data_rules: DataRules | None = None
@@ -110,9 +121,20 @@ class Operation(ABC, Generic[R, T]):
     @abstractmethod
     def result(self, route: Route, answered: Answered[R], tally: Tally) -> T: ...
 
-    def prepare(self, model: Model, request: ModelRequest) -> tuple[ModelRequest, int]:
-        """The governed request made ready for ``model``, and the turns trimmed to fit."""
+    def prepare(
+        self, model: Model, request: ModelRequest, known: Known
+    ) -> tuple[ModelRequest, int]:
+        """The governed request made ready for ``model`` (``known``: what its server was seen
+        to accept), and the turns trimmed to fit."""
         return request, 0
+
+    def estimate(self, model: Model, request: ModelRequest, known: Known) -> int:
+        """The prompt tokens ``request`` may count at ``model``, for the budget check."""
+        return tokens.estimate_request(request, model.name)
+
+    def measures_template(self, request: ModelRequest) -> bool:
+        """The usage reported for ``request`` measures the chat template's overhead."""
+        return False
 
     def rounds(self, route: Route) -> int:
         """Requests one candidate may take: the first, then repairs."""
@@ -169,8 +191,9 @@ class Call(Generic[R, T]):
 
     def _unanswered(self) -> Exception:
         tally, summary = self.tally, self.tally.summary()
-        if any(isinstance(r, Rejected) and r.escalated for r in tally.records):
-            # retrying would pay the rejected candidates again
+        if any(isinstance(r, Rejected) for r in tally.records):
+            # answers were received and judged (escalated from, or their repair failed): a
+            # retry starts over and would pay for them again
             return OutputValidationError(
                 f"no candidate of {self.ref!r} gave an acceptable answer: {summary}",
                 details=tally.details(),
@@ -185,7 +208,11 @@ class Call(Generic[R, T]):
         failed = [r for r in tally.records if isinstance(r, Failed)]
         transient = any(f.transient for f in failed)
         # a garbled answer moves on but says nothing about the next try; auth or not_found do
-        final = [f.error for f in failed if not f.transient and f.error.kind != "bad_response"]
+        final = [
+            f.error
+            for f in failed
+            if not f.transient and f.error.kind not in ("bad_response", "unsupported")
+        ]
         if final and not transient:
             # nothing a later try could fix (a missing key, an unknown model): say so plainly
             last = final[-1]
@@ -216,16 +243,32 @@ class Call(Generic[R, T]):
 
     async def attempt(self, route: Route, deployment: str) -> Outcome:
         model = self.models.get(deployment)
-        why = self.models.breakers.check(deployment) or self.op.incapable(model)
+        why = self.models.breakers.check(deployment)
+        if why and (last := self.models.learned.last_failure(deployment)):
+            why = f"{why}; the last one: {last}"
+        why = why or self.op.incapable(model)
         if why:
             return self._record(Skipped(deployment, why))
         governed = self._govern(model)
         if isinstance(governed, Skipped):
             return self._record(governed)
-        request, trimmed = self.op.prepare(model, governed)
-        rounds = self.op.rounds(route)
-        for round_ in range(1, rounds + 1):
-            sent = await self._send(route, model, request)
+        known = await self.models.learned.known(self.env.store, model.id)
+        request, trimmed = self.op.prepare(model, governed, known)
+        rounds, round_ = self.op.rounds(route), 1
+        while True:
+            sent = await self._send(route, model, request, known)
+            if isinstance(sent, Failed) and sent.error.kind == "unsupported":
+                # the server cannot take the request this way: remember, ask the next way
+                self._record(sent)
+                known = await self.models.learned.rejected(
+                    self.env.store, model.id, sent.error.feature or "", sent.error.detail,
+                    self.env.clock.now(),
+                )  # fmt: skip
+                again, trimmed = self.op.prepare(model, governed, known)
+                if again.output == request.output:
+                    return sent  # no other way to ask
+                request = again
+                continue
             if not isinstance(sent, Answered):
                 return sent if isinstance(sent, OverBudget) else self._record(sent)
             output, problem = self.op.check(request, sent.response)
@@ -236,7 +279,7 @@ class Call(Generic[R, T]):
             if round_ == rounds:
                 return rejected
             request = self.op.repair(request, sent.response, problem)
-        raise AssertionError("a candidate takes at least one round")  # pragma: no cover
+            round_ += 1
 
     # -- the stages ---------------------------------------------------------------------------
 
@@ -258,7 +301,7 @@ class Call(Generic[R, T]):
         return draft.model_copy(update=update)
 
     async def _send(
-        self, route: Route, model: Model, request: ModelRequest
+        self, route: Route, model: Model, request: ModelRequest, known: Known
     ) -> Answered[R] | Failed | OverBudget:
         """Cache, budget, call, account: one request, or its answer from the cache."""
         started = time.monotonic()
@@ -273,7 +316,8 @@ class Call(Generic[R, T]):
                 return Answered(model, request, read(hit), free, _ms(started), cached=True,
                                 cache_key=key)  # fmt: skip
         pricing = self.models.pricing(model)
-        overrun = await budgets.check(self.env, model, request, pricing)
+        estimated = self.op.estimate(model, request, known)
+        overrun = await budgets.check(self.env, model, request, pricing, prompt_tokens=estimated)
         if overrun is not None:
             return OverBudget(model.id, overrun)
         try:
@@ -281,12 +325,20 @@ class Call(Generic[R, T]):
         except ModelError as exc:
             if exc.transient or exc.kind == "bad_response":
                 self.models.breakers.failure(model.id)
+                self.models.learned.failed(model.id, str(exc))
             return Failed(model.id, exc)
         self.models.breakers.success(model.id)
         latency = _ms(started)
         cost = pricing.price(response.usage)
         await self._account(route, model, response.usage, cost, cached=False)
-        return Answered(model, request, response, cost, latency, cache_key=key)
+        reported = response.usage.input_tokens
+        if reported and self.op.measures_template(request):
+            await self.models.learned.measured(
+                self.env.store, model.id, tokens.estimate_request(request, model.name), reported,
+                self.env.clock.now(),
+            )  # fmt: skip
+        return Answered(model, request, response, cost, latency, cache_key=key,
+                        estimated=estimated)  # fmt: skip
 
     async def _account(
         self, route: Route, model: Model, usage: Usage, cost: Cost, *, cached: bool

@@ -11,10 +11,11 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
+from legato.ai.learned import Learned
 from legato.ai.model import Capabilities, Model, ProviderSettings
 from legato.errors import ConfigurationError
 
@@ -119,6 +120,8 @@ class Models:
         self._lock = threading.Lock()
         breaker = self.config.circuit_breaker
         self.breakers = Breakers(breaker.failures, breaker.cooldown.total_seconds())
+        #: what deployments' servers were seen to accept (shared with every worker by the store)
+        self.learned = Learned()
         self._prices: PriceTable | None = None
 
     # -- registration ---------------------------------------------------------------------
@@ -203,6 +206,11 @@ class Models:
 
     def capabilities(self, deployment: str, kind: str) -> Capabilities:
         base = _KIND_CAPABILITIES.get(kind, Capabilities())
+        if kind == "anthropic":
+            from legato.ai.providers.anthropic import native_output
+
+            name = deployment.split(":", 1)[-1]
+            base = replace(base, native_output=native_output(name))
         conf: DeploymentConfig | None = self.config.deployments.get(deployment)
         if conf is None:
             return base

@@ -57,7 +57,11 @@ class LLMResult(BaseModel, Generic[T]):
     routing: Routing
     #: data classes redacted before the text left for the provider, with counts (never values)
     redacted: dict[str, int] = Field(default_factory=dict)
+    #: the prompt tokens estimated before the call, the chat template's included
     estimated_input_tokens: int = 0
+    #: how structured output was asked for: ``native``, ``json_object``, ``tool`` or
+    #: ``prompted`` (None without ``output=``); see models.md for the negotiation
+    output_mode: str | None = None
     finish_reason: str | None = None
     cached: bool = False
     trimmed_messages: int = 0

@@ -13,21 +13,31 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from legato.ai.messages import Message, ModelRequest, ModelResponse, OutputMode, OutputSpec
-from legato.ai.model import Capabilities
+from legato.ai.model import Model
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-def output_spec(output: Any, capabilities: Capabilities, *, has_tools: bool) -> OutputSpec:
-    """The provider's native structured output where it has it, else a forced tool call, else
-    instructions in the prompt (a forced tool would stop the model using the caller's tools)."""
-    mode: OutputMode
-    if capabilities.native_output:
-        mode = "native"
-    elif capabilities.tools and not has_tools:
-        mode = "tool"
-    else:
-        mode = "prompted"
+def output_modes(
+    model: Model, *, has_tools: bool, rejected: frozenset[str] = frozenset()
+) -> list[OutputMode]:
+    """The ways to ask ``model`` for structured output, best first: native structured output
+    (a JSON Schema the server enforces), JSON mode (JSON enforced, the schema in the prompt),
+    a forced tool call (not when the caller offers tools: a forced tool would stop the model
+    using them), instructions in the prompt. Ways its protocol or capabilities lack, and ways
+    its server rejected (``rejected``: ``output.<mode>``), are left out; prompting remains."""
+    caps = model.capabilities
+    usable = {
+        "native": caps.native_output,
+        "json_object": caps.native_output,
+        "tool": caps.tools and not has_tools,
+        "prompted": True,
+    }
+    modes = [m for m in model.output_modes if usable[m] and f"output.{m}" not in rejected]
+    return modes if "prompted" in modes else [*modes, "prompted"]
+
+
+def output_spec(output: Any, mode: OutputMode) -> OutputSpec:
     return OutputSpec(name=type_name(output), schema=schema_of(output), mode=mode)
 
 

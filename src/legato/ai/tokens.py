@@ -24,6 +24,7 @@ from legato.ai.model import Capabilities
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT",
+    "TEMPLATE_MARGIN",
     "encoding_for",
     "estimate_request",
     "estimate_tokens",
@@ -34,6 +35,11 @@ __all__ = [
 #: output tokens assumed when neither the request nor the deployment caps them: the worst case
 #: priced before a call (Anthropic requires a cap and many deployments use this one)
 DEFAULT_MAX_OUTPUT = 4096
+
+#: prompt tokens a server's chat template may add that no client-side count sees (a default
+#: system prompt: SmolLM2's adds 23, Llama 3's dates about 25, Qwen's about 20), assumed for
+#: a deployment without an exact tokenizer here until its reported usage measured them
+TEMPLATE_MARGIN = 64
 
 # Chat framing, after OpenAI's published counting recipe: each message costs a few tokens of
 # role markers, every reply is primed with a few more. The heuristic side rounds up.
@@ -102,13 +108,24 @@ def estimate_request(request: ModelRequest, model: str) -> int:
     if request.output is not None:
         schema = json.dumps(request.output.schema_, ensure_ascii=False, sort_keys=True)
         total += _PER_OUTPUT + estimate_tokens(f"{request.output.name} {schema}", model)
-    # Anthropic's protocol (no native structured output) sends an output schema as a tool
-    offers_tools = bool(request.tools) or (
-        request.output is not None and request.output.mode != "prompted"
-    )
-    if offers_tools and not exact:
+    if offers_tools(request) and not exact:
         total += _TOOL_PROMPT
     return total
+
+
+def template_tokens(model: str, measured: int | None, margin: int) -> int:
+    """What ``model``'s chat template adds to a prompt: as measured from the usage its server
+    reported (``learned.py``), else nothing for models counted exactly with OpenAI's framing,
+    else ``margin`` (the deployment's ``Model.template_margin``)."""
+    if measured is not None:
+        return measured
+    return 0 if _encoding(encoding_for(model)) is not None else margin
+
+
+def offers_tools(request: ModelRequest) -> bool:
+    """The request offers tools, the caller's or a forced output tool (chat templates then
+    add a tool-use prompt the estimate guesses at, so its usage does not measure the rest)."""
+    return bool(request.tools) or (request.output is not None and request.output.mode == "tool")
 
 
 def max_output(request: ModelRequest, capabilities: Capabilities) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import click
@@ -49,18 +50,20 @@ def costs(
     numbers = ("CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS")
     # run ids and tenants are copied into the next command: never cut them
     table = Rows(by.upper(), *numbers, keep=(by.upper(),), right=numbers)
-    total = [0, 0, 0, 0, 0, 0, 0]
+    total = [0, 0, 0, 0, 0, 0]
+    total_usd = Decimal(0)
     for key, t in rows:
         values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
-                  t.cost_nanousd, t.unknown_cost_calls, t.cache_hits]  # fmt: skip
+                  t.unknown_cost_calls, t.cache_hits]  # fmt: skip
         total = [a + b for a, b in zip(total, values, strict=True)]
-        table.add(plain(key), *(str(v) for v in values[:4]), shapes.usd(values[4]),
-                  *(str(v) for v in values[5:]))  # fmt: skip
-    table.add("TOTAL", *(str(v) for v in total[:4]), shapes.usd(total[4]),
-              *(str(v) for v in total[5:]), style="bold")  # fmt: skip
+        total_usd += t.cost_usd
+        table.add(plain(key), *(str(v) for v in values[:4]), shapes.usd(t.cost_usd),
+                  *(str(v) for v in values[4:]))  # fmt: skip
+    table.add("TOTAL", *(str(v) for v in total[:4]), shapes.usd(total_usd),
+              *(str(v) for v in total[4:]), style="bold")  # fmt: skip
     table.print()
-    if total[5]:
+    if total[4]:
         click.echo(
-            f"{total[5]} call(s) have no known price: USD figures leave them out (see"
+            f"{total[4]} call(s) have no known price: USD figures leave them out (see"
             " [prices] in legato.toml)"
         )

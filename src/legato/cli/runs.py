@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from legato.cli import lifecycle
-
 from legato.cli.output import (
     Rows,
     cut,

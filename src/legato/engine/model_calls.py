@@ -196,5 +196,6 @@ def _typed(failed: StepFailed) -> Exception:
     if failed.error_type == "ModelError":
         d = failed.details or {}
         return ModelError(d.get("kind", "bad_response"), str(d.get("detail", failed.message)),
-                          deployment=d.get("deployment"), status=d.get("status"))  # fmt: skip
+                          deployment=d.get("deployment"), status=d.get("status"),
+                          feature=d.get("feature"))  # fmt: skip
     return failed

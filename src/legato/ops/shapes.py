@@ -93,15 +93,20 @@ def pause_document(p: Pause) -> Document:
     return {**_pick(p, "workflow", "paused_by", "reason"), "paused_at": p.paused_at.timestamp()}
 
 
-def usd(nanousd: int) -> str:
-    """Nano-dollars as a decimal string with six places (exact, never a float)."""
-    return f"{Decimal(nanousd) / Decimal(1_000_000_000):.6f}"
+def usd(value: Decimal) -> str:
+    """Dollars in tables: six places."""
+    return f"{value:.6f}"
+
+
+def exact(value: Decimal) -> str:
+    """Every digit, never an exponent (1.73E-8 is 0.0000000173): what JSON carries."""
+    return format(value.normalize(), "f") if value else "0"
 
 
 def usage_document(by: str, key: str | None, t: UsageTotals) -> Document:
     return {
         by: key,
         **_pick(t, "calls", "input_tokens", "cached_input_tokens", "output_tokens"),
-        "usd": usd(t.cost_nanousd),
+        "usd": exact(t.cost_usd),
         **_pick(t, "unknown_cost_calls", "cache_hits"),
     }

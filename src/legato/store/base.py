@@ -268,6 +268,19 @@ class AuditStore(Protocol):
         name: slow, scans the log)."""
 
 
+class DeploymentStore(Protocol):
+    """What the AI layer learned about each deployment by talking to it (the structured output
+    a server rejects, its chat template's token overhead ...), shared by every worker."""
+
+    async def learn_about_deployment(
+        self, deployment: str, fact: str, value: str, now: float
+    ) -> None:
+        """Set ``fact`` (a JSON text ``value``) of ``deployment``; the last write wins."""
+
+    async def deployment_facts(self, deployment: str) -> dict[str, str]:
+        """Every fact learned about ``deployment``: name -> JSON text."""
+
+
 class UsageStore(Protocol):
     """Model usage and cost rows, and the response cache (the AI layer)."""
 
@@ -357,6 +370,7 @@ class Store(
     WorkerStore,
     SupervisionStore,
     AuditStore,
+    DeploymentStore,
     UsageStore,
     ControlStore,
     ScheduleStore,
@@ -387,6 +401,7 @@ __all__ = [
     "Claim",
     "AuditStore",
     "ControlStore",
+    "DeploymentStore",
     "Entry",
     "EntryStatus",
     "JournalStore",

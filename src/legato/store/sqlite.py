@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -86,6 +87,7 @@ class SQLiteStore(SQLStore):
 
     poll_interval = 0.2  # no notifications: other processes' changes are found by polling
     _LIST_LIMIT = 500  # values per statement: SQLite caps a statement's parameters
+    _DECIMAL_SUM = "legato_decimal_sum({})"
 
     def __init__(self, url: str, conn: sqlite3.Connection, path: str) -> None:
         self.url = url
@@ -444,6 +446,20 @@ class _Checkpointer(threading.Thread):
         self.join(timeout=5)
 
 
+class _DecimalSum:
+    """An exact sum of decimal text (SQLite's numbers are integers or doubles)."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: Any) -> None:  # decimal text, or NULL for an unknown cost
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> Any:
+        return str(self.total)
+
+
 def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> None:
     """Check, configure and migrate a connection's database.
 
@@ -459,6 +475,7 @@ def _prepare(conn: sqlite3.Connection, path: str, durability: Durability) -> Non
                 check_legato_file(conn, path)
             finally:
                 conn.execute("COMMIT")
+            conn.create_aggregate("legato_decimal_sum", 1, _DecimalSum)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
             apply_sqlite_migrations(conn, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
 from legato.store.control import SQLControl
+from legato.store.deployments import SQLDeployments
 from legato.store.forks import SQLForks
 from legato.store.journal import SQLJournal
 from legato.store.runs import SQLRuns
@@ -18,7 +19,15 @@ from legato.store.usage import SQLUsage
 
 
 class SQLStore(
-    SQLRuns, SQLForks, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLSchedules
+    SQLRuns,
+    SQLForks,
+    SQLJournal,
+    SQLApprovals,
+    SQLAudit,
+    SQLUsage,
+    SQLDeployments,
+    SQLControl,
+    SQLSchedules,
 ):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 

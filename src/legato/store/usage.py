@@ -2,8 +2,9 @@
 
 A usage row is written right after each model call returns, before its journal entry: the
 money is spent whether or not the entry lands, so a call repeated after a crash is counted
-twice because it was paid twice. Replay writes nothing. Cost is kept exact (decimal text) and
-in integer nano-dollars for sums; a NULL cost means unknown, counted apart, never as zero.
+twice because it was paid twice. Replay writes nothing. Cost is kept exact (decimal text,
+summed exactly: ``UsageTotals.cost_usd``) and in integer nano-dollars (budgets sum those); a
+NULL cost means unknown, counted apart, never as zero.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
 
 from legato.store.dialect import Dialect, Tx, marks, where
 
@@ -55,7 +57,9 @@ USAGE_COLUMNS = ", ".join(f.name for f in dataclasses.fields(UsageRecord))
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Sums over usage rows. ``unknown_cost_calls`` counts calls whose cost is not known."""
+    """Sums over usage rows. ``unknown_cost_calls`` counts calls whose cost is not known;
+    ``cost_usd`` is the exact sum of the known costs (``cost_nanousd`` rounds each row to
+    whole nano-dollars: a call that cost $1.73e-8 is 17 of them)."""
 
     calls: int = 0
     input_tokens: int = 0
@@ -64,6 +68,7 @@ class UsageTotals:
     cost_nanousd: int = 0
     unknown_cost_calls: int = 0
     cache_hits: int = 0
+    cost_usd: Decimal = Decimal(0)
 
     @property
     def tokens(self) -> int:
@@ -79,7 +84,12 @@ _SUMS = (
 
 
 def totals(row: Sequence[Any]) -> UsageTotals:
-    return UsageTotals(*(int(v) for v in row))
+    calls, input_tokens, cached, output_tokens, nanousd, unknown, hits, usd = row
+    return UsageTotals(
+        calls=int(calls), input_tokens=int(input_tokens), cached_input_tokens=int(cached),
+        output_tokens=int(output_tokens), cost_nanousd=int(nanousd),
+        unknown_cost_calls=int(unknown), cache_hits=int(hits), cost_usd=Decimal(str(usd or 0)),
+    )  # fmt: skip
 
 
 _INSERT = (
@@ -90,6 +100,14 @@ _INSERT = (
 
 class SQLUsage(Dialect):
     """The :class:`~legato.store.base.UsageStore` role."""
+
+    #: the exact sum of a column of decimal text (SQLite has no exact decimal type: its
+    #: store registers a function that sums in Python's ``decimal``)
+    _DECIMAL_SUM: ClassVar[str] = "SUM(CAST({} AS NUMERIC))"
+
+    @property
+    def _sums(self) -> str:
+        return f"{_SUMS}, {self._DECIMAL_SUM.format('cost_usd')}"
 
     async def record_usage(self, rows: Sequence[UsageRecord]) -> None:
         async def work(tx: Tx) -> None:
@@ -111,14 +129,15 @@ class SQLUsage(Dialect):
             ("tenant = ?", tenant),
             ("day = ?", day),
         )
-        return totals((await self._select(f"SELECT {_SUMS} FROM model_usage {clause}", params))[0])
+        query = f"SELECT {self._sums} FROM model_usage {clause}"
+        return totals((await self._select(query, params))[0])
 
     async def usage_rollup(
         self, by: GroupBy, *, since_day: str | None = None, workflow: str | None = None
     ) -> list[tuple[str, UsageTotals]]:
         column = GROUP_COLUMNS[by]
         clause, params = where(("workflow = ?", workflow), ("day >= ?", since_day))
-        query = f"SELECT {column}, {_SUMS} FROM model_usage {clause} GROUP BY {column}"
+        query = f"SELECT {column}, {self._sums} FROM model_usage {clause} GROUP BY {column}"
         rows = await self._select(f"{query} ORDER BY {column}", params)
         return [(str(r[0]), totals(r[1:])) for r in rows]
 

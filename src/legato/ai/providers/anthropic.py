@@ -1,12 +1,14 @@
 """Anthropic's Messages protocol, through the official ``anthropic`` SDK.
 
 The SDK is imported when the first request builds the client, and its own retries are off.
-This protocol has no native structured output: an ``OutputSpec`` becomes a tool the model
-must call (modes ``native`` and ``tool``) or instructions in the system prompt (``prompted``).
+Structured output is asked for natively (``output_config``'s JSON Schema, mode ``native``, for
+the models that have it: see :func:`native_output`), as a tool the model must call (``tool``)
+or with instructions in the system prompt (``prompted``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,10 +23,19 @@ if TYPE_CHECKING:
     from anthropic.types import Message as AnthropicMessage
     from anthropic.types import Usage as AnthropicUsage
 
-__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicModel"]
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicModel", "native_output"]
 
 #: this protocol requires ``max_tokens``; used when the request leaves it open
 DEFAULT_MAX_TOKENS = 1024
+
+# Claude models with structured outputs (output_config.format): Opus 4.1, the 4.5 family and on
+_STRUCTURED = re.compile(r"claude-(opus-4-1|(opus|sonnet|haiku)-4-[5-9]|(opus|sonnet|haiku)-[5-9])")
+
+
+def native_output(model: str) -> bool:
+    """Whether a Claude model takes a JSON Schema in ``output_config``, by its name (a
+    deployment's ``native_output`` overrides it; a server that rejects it is remembered)."""
+    return _STRUCTURED.search(model.lower()) is not None
 
 
 class AnthropicModel(SDKModel["AsyncAnthropic"]):
@@ -49,9 +60,9 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
     ) -> ModelResponse:
         client, params = self._call(request, timeout)
         if request.stream:
-            message = await self._send(lambda: _streamed(client, params))
+            message = await self._send(lambda: _streamed(client, params), request)
         else:
-            message = await self._send(lambda: client.messages.create(**params))
+            message = await self._send(lambda: client.messages.create(**params), request)
         return self._read(self._response, message)
 
     def _new_client(self, sdk: Any) -> AsyncAnthropic:
@@ -70,6 +81,10 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
 
     # -- request --------------------------------------------------------------------------
 
+    def _features(self, request: ModelRequest) -> tuple[str, ...]:
+        output = request.output
+        return (f"output.{output.mode}",) if output and output.mode != "prompted" else ()
+
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         system_parts, turns = _turns(request.messages)
         if request.system:
@@ -84,9 +99,12 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
         }
         output = request.output
         if output is not None:
-            if output.mode == "prompted":
+            if output.mode == "native":
+                schema = closed(output.schema_)
+                params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+            elif output.mode != "tool":  # prompted (JSON mode is not in this protocol)
                 system_parts.append(output_instruction(output))
-            else:  # "tool", and "native", which this protocol does not have
+            else:
                 description = str(output.schema_.get("description") or f"Give {output.name}.")
                 tools.append(_tool(output.name, description, output.schema_))
                 params["tool_choice"] = {"type": "tool", "name": output.name}
@@ -131,6 +149,20 @@ async def _streamed(client: AsyncAnthropic, params: dict[str, Any]) -> Anthropic
     """The message a streamed answer adds up to (text, tool input JSON, usage)."""
     async with client.messages.stream(**params) as stream:
         return await stream.get_final_message()
+
+
+def closed(schema: Any) -> Any:
+    """``schema`` with ``additionalProperties: false`` on every object that does not say:
+    structured outputs accept only closed objects (extra keys are ignored by validation
+    anyway)."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: closed(value) for key, value in schema.items()}
+    if out.get("type") == "object" and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def _usage(usage: AnthropicUsage | None) -> Usage:

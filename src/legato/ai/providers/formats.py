@@ -1,5 +1,6 @@
-"""What the wire protocols share: how an HTTP status is classified, how structured output is
-asked for in a prompt, how a tool call's JSON arguments are read."""
+"""What the wire protocols share: how an HTTP status is classified, what a server said in an
+error body, which features a rejected request used, how structured output is asked for in a
+prompt, how a tool call's JSON arguments are read."""
 
 from __future__ import annotations
 
@@ -23,6 +24,60 @@ def status_kind(status: int) -> ErrorKind:
     if status >= 500:
         return "server"
     return "bad_request"
+
+
+def server_message(body: object) -> str | None:
+    """What the server said in an error body, in the shapes servers use: OpenAI's and
+    Anthropic's ``{"error": {"message"}}``, vLLM's ``{"message"}``, Ollama's ``{"error": "..."}``,
+    FastAPI's ``{"detail": "..." | [{"loc", "msg"}]}`` (llama-cpp-python, LiteLLM)."""
+    if isinstance(body, str):
+        return body.strip()[:1000] or None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])[:1000]
+    if isinstance(error, str) and error:
+        return error[:1000]
+    detail = body.get("detail")
+    if isinstance(detail, list) and detail:
+        return "; ".join(_problem(item) for item in detail)[:1000]
+    if detail:
+        return str(detail)[:1000]
+    message = body.get("message")
+    return str(message)[:1000] if message else None
+
+
+def _problem(item: object) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(p) for p in item.get("loc") or ())
+    return f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", item))
+
+
+#: what a server says when it rejects a feature a request used, per feature: words any of
+#: which, in an error about that request, mean "not supported here", not "try again"
+FEATURE_WORDS: dict[str, tuple[str, ...]] = {
+    "output.native": ("response_format", "json_schema", "json_object", "output_config",
+                      "output_format", "structured output", "guided"),
+    "output.json_object": ("response_format", "json_object", "json mode"),
+    "output.tool": ("tool_choice", "tool", "function"),
+}  # fmt: skip
+#: statuses servers answer an unsupported feature with: 400/422 (validation), 404 or 501 (no
+#: such endpoint option), and 500 from servers that let a validation error escape
+_REJECTING = frozenset({400, 404, 422, 500, 501})
+
+
+def rejected_feature(status: int | None, message: str, used: tuple[str, ...]) -> str | None:
+    """The feature among ``used`` (names of :data:`FEATURE_WORDS`) that an error answer with
+    ``status`` and ``message`` rejects, or None when it is about something else."""
+    if status not in _REJECTING:
+        return None
+    text = message.lower()
+    for feature in used:
+        if any(word in text for word in FEATURE_WORDS[feature]):
+            return feature
+    return None
 
 
 def output_instruction(output: OutputSpec) -> str:

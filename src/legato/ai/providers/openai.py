@@ -8,6 +8,7 @@ request builds the client, and its own retries are off.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,22 +29,36 @@ if TYPE_CHECKING:
     from openai.types import CompletionUsage, CreateEmbeddingResponse
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["OpenAIModel"]
+__all__ = ["OpenAIModel", "max_tokens_param"]
+
+# OpenAI's reasoning models (o1, o3, o4-mini ...) and GPT-5 onwards refuse ``max_tokens``
+_COMPLETION_TOKENS = re.compile(r"^(o\d+(-|$)|gpt-[5-9])")
+
+
+def max_tokens_param(model: str) -> str:
+    """The parameter that caps a model's output by its name: ``max_completion_tokens`` for
+    OpenAI's o-series and GPT-5 onwards, ``max_tokens`` (which every compatible server
+    knows) for the rest. A deployment's ``max_tokens_param`` overrides it."""
+    parts = re.split(r"[:/]", model.strip().lower())
+    return (
+        "max_completion_tokens" if any(_COMPLETION_TOKENS.match(p) for p in parts) else "max_tokens"
+    )
 
 
 class OpenAIModel(SDKModel["AsyncOpenAI"]):
     """A model behind an OpenAI-compatible Chat Completions endpoint."""
 
     sdk = "openai"
+    output_modes = ("native", "json_object", "tool", "prompted")
 
     async def request(
         self, request: ModelRequest, *, timeout: float | None = None
     ) -> ModelResponse:
         client, params = self._call(request, timeout)
         if request.stream:
-            chunks = await self._send(lambda: _collect(client, params))
+            chunks = await self._send(lambda: _collect(client, params), request)
             return self._read(self._merged, chunks)
-        completion = await self._send(lambda: client.chat.completions.create(**params))
+        completion = await self._send(lambda: client.chat.completions.create(**params), request)
         return self._read(self._response, completion)
 
     async def embed(self, texts: Sequence[str]) -> EmbeddingResponse:
@@ -65,6 +80,10 @@ class OpenAIModel(SDKModel["AsyncOpenAI"]):
 
     # -- request --------------------------------------------------------------------------
 
+    def _features(self, request: ModelRequest) -> tuple[str, ...]:
+        output = request.output
+        return (f"output.{output.mode}",) if output and output.mode != "prompted" else ()
+
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         system = request.system
         tools = [_function(t.name, t.description, t.parameters) for t in request.tools]
@@ -76,6 +95,10 @@ class OpenAIModel(SDKModel["AsyncOpenAI"]):
                     "type": "json_schema",
                     "json_schema": {"name": output.name, "schema": output.schema_},
                 }
+            elif output.mode == "json_object":  # JSON is enforced, the schema is only asked for
+                params["response_format"] = {"type": "json_object"}
+                instruction = output_instruction(output)
+                system = f"{system}\n\n{instruction}" if system else instruction
             elif output.mode == "tool":
                 description = str(output.schema_.get("description") or f"Give {output.name}.")
                 tools.append(_function(output.name, description, output.schema_))
@@ -91,7 +114,8 @@ class OpenAIModel(SDKModel["AsyncOpenAI"]):
         if request.temperature is not None:
             params["temperature"] = request.temperature
         if request.max_tokens is not None:
-            params["max_tokens"] = request.max_tokens
+            cap = self.capabilities.max_tokens_param or max_tokens_param(self.name)
+            params[cap] = request.max_tokens
         if request.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
@@ -245,7 +269,8 @@ def _message(message: Message) -> dict[str, Any]:
     if message.name:
         out["name"] = message.name
     if message.tool_calls:
-        out["content"] = message.content or None
+        # strict servers (llama-cpp-python) refuse a null content: empty text is valid everywhere
+        out["content"] = message.content
         out["tool_calls"] = [
             {
                 "id": call.id,

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from legato.ai.messages import ModelRequest
 from legato.ai.model import Capabilities, ErrorKind, Model, ModelError, ProviderSettings
-from legato.ai.providers.formats import status_kind
+from legato.ai.providers.formats import rejected_feature, server_message, status_kind
+from legato.ai.tokens import TEMPLATE_MARGIN
 from legato.errors import ConfigurationError
 
 __all__ = ["SDKModel", "require_sdk"]
@@ -48,6 +49,7 @@ class SDKModel(Model, Generic[C]):
     sdk: ClassVar[str]
     #: what the protocol can do when the configuration does not say
     default_capabilities: ClassVar[Capabilities] = Capabilities()
+    template_margin = TEMPLATE_MARGIN
     #: ``error.type`` of an error event inside a stream whose HTTP status was 200
     event_kinds: ClassVar[Mapping[str, ErrorKind]] = {}
 
@@ -64,6 +66,11 @@ class SDKModel(Model, Generic[C]):
     @abstractmethod
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         """The request in the protocol's wire format."""
+
+    def _features(self, request: ModelRequest) -> tuple[str, ...]:
+        """The optional features ``request`` uses on the wire, most particular first (names
+        of ``formats.FEATURE_WORDS``): what a server may reject as unsupported."""
+        return ()
 
     def _connect(self) -> C:
         if self._client is None:
@@ -83,12 +90,21 @@ class SDKModel(Model, Generic[C]):
         if client is not None:
             await client.close()
 
-    async def _send(self, send: Callable[[], Awaitable[A]]) -> A:
-        """Talk to the server; whatever goes wrong becomes a :class:`ModelError`."""
+    async def _send(
+        self, send: Callable[[], Awaitable[A]], request: ModelRequest | None = None
+    ) -> A:
+        """Talk to the server; whatever goes wrong becomes a :class:`ModelError`, of kind
+        ``unsupported`` when the server rejected an optional feature ``request`` used."""
         try:
             return await send()
         except Exception as exc:
-            raise self._failure(exc) from exc
+            error = self._failure(exc)
+            if request is not None and error.kind in ("bad_request", "server", "not_found"):
+                feature = rejected_feature(error.status, error.detail, self._features(request))
+                if feature is not None:
+                    error = ModelError("unsupported", error.detail, deployment=self.id,
+                                       status=error.status, feature=feature)  # fmt: skip
+            raise error from exc
 
     def _read(self, parse: Callable[[A], R], answer: A) -> R:
         """Read an answer; one not shaped as the protocol says is a ``bad_response``."""
@@ -116,7 +132,8 @@ class SDKModel(Model, Generic[C]):
                 kind = status_kind(status)
             else:  # an error event in a stream that began well
                 kind = self.event_kinds.get(str(getattr(exc, "type", "") or ""), "server")
-            return ModelError(kind, exc.message, deployment=self.id, status=status)
+            said = server_message(getattr(exc, "body", None)) or exc.message
+            return ModelError(kind, said, deployment=self.id, status=status)
         if isinstance(exc, sdk.APIResponseValidationError):
             return ModelError(
                 "bad_response", exc.message, deployment=self.id, status=exc.status_code

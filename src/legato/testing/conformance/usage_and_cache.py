@@ -3,6 +3,8 @@ integers of nano-dollars, an unknown cost is counted apart, and cached responses
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from legato.store.base import Store
 from legato.store.usage import UsageTotals
 from legato.testing.conformance.records import NOW, usage_row
@@ -31,20 +33,37 @@ async def check_usage_totals_sum_exactly_over_the_matching_rows(store: Store) ->
     assert await store.usage_totals() == UsageTotals(
         calls=5, input_tokens=357, cached_input_tokens=20, output_tokens=35,
         cost_nanousd=300_000_000 + BIG, unknown_cost_calls=1, cache_hits=1,
+        cost_usd=Decimal("12345679.201234567"),
     )  # fmt: skip
     # 0.1 + 0.2 dollars is exactly 0.3
     assert await store.usage_totals(run_id="r1") == UsageTotals(
         calls=2, input_tokens=300, cached_input_tokens=20, output_tokens=30,
-        cost_nanousd=300_000_000,
+        cost_nanousd=300_000_000, cost_usd=Decimal("0.3"),
     )  # fmt: skip
     assert await store.usage_totals(workflow="a", day="2027-01-15") == UsageTotals(
-        calls=2, input_tokens=200, output_tokens=20, cost_nanousd=200_000_000, cache_hits=1
+        calls=2,
+        input_tokens=200,
+        output_tokens=20,
+        cost_nanousd=200_000_000,
+        cache_hits=1,
+        cost_usd=Decimal("0.2"),
     )
     acme = await store.usage_totals(tenant="acme")
     assert (acme.calls, acme.cost_nanousd) == (3, 300_000_000 + BIG)
     unknown = await store.usage_totals(run_id="r2")
     assert (unknown.calls, unknown.cost_nanousd, unknown.unknown_cost_calls) == (1, 0, 1)
     assert await store.usage_totals(run_id="r1", tenant="beta") == UsageTotals()
+
+
+async def check_costs_below_a_nano_dollar_sum_exactly(store: Store) -> None:
+    """Whole nano-dollars round a tiny call (a small local model costs $1.73e-8): the
+    decimal sum does not."""
+    tiny = usage_row(cost_nanousd=17, cost_usd="0.0000000173")
+    await store.record_usage([tiny, tiny, tiny, usage_row(cost_nanousd=None, cost_usd=None)])
+    totals = await store.usage_totals(run_id="r")
+    assert (totals.cost_nanousd, totals.cost_usd) == (51, Decimal("0.0000000519"))
+    ((_, grouped),) = await store.usage_rollup("run")
+    assert grouped.cost_usd == Decimal("0.0000000519") and grouped.unknown_cost_calls == 1
 
 
 async def check_a_repeated_call_is_counted_again(store: Store) -> None:
@@ -73,7 +92,7 @@ async def check_usage_rollups_group_and_filter(store: Store) -> None:
     by_tenant = dict(await store.usage_rollup("tenant"))
     assert by_tenant["acme"] == UsageTotals(
         calls=3, input_tokens=307, cached_input_tokens=20, output_tokens=30,
-        cost_nanousd=300_000_000 + BIG,
+        cost_nanousd=300_000_000 + BIG, cost_usd=Decimal("12345679.201234567"),
     )  # fmt: skip
     assert by_tenant[""].unknown_cost_calls == 1 and by_tenant["beta"].cache_hits == 1
 
