@@ -3,12 +3,13 @@
 Every backend implements :class:`Store`, the union of the roles; the conformance suite in
 ``legato.testing`` checks that each one behaves the same. A layer that needs one part asks for
 that part (``RunStore``, ``JournalStore``, ``WorkerStore``, ``SupervisionStore``,
-``AuditStore``, ``UsageStore``, ``ControlStore``). Writes that act for a worker on a run it
-holds are *fenced*: they take effect only while that worker still owns the run, and report
-``False`` otherwise (the run was cancelled or another worker took it over).
+``AuditStore``, ``UsageStore``, ``BreakerStore``, ``ControlStore``). Writes that act for a
+worker on a run it holds are *fenced*: they take effect only while that worker still owns the
+run, and report ``False`` otherwise (the run was cancelled or another worker took it over).
 
 The records live in ``records``; the logic both SQL backends share in the role modules
-(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``) over ``dialect``.
+(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``breakers``, ``control``) over
+``dialect``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
 
 from legato.store.audit import GENESIS_HASH, audit_hash
+from legato.store.breakers import BreakerState
 from legato.store.dialect import redact_url
 from legato.store.records import (
     APPROVAL_COLUMNS,
@@ -265,6 +267,30 @@ class UsageStore(Protocol):
         """Store a response under ``key`` until ``expires_at`` (and drop expired ones)."""
 
 
+class BreakerStore(Protocol):
+    """Circuit breakers per deployment, shared by every worker of the database (the AI layer).
+
+    Each call is atomic: racing workers count every failure, and exactly one of them wins a
+    half-open probe.
+    """
+
+    async def breaker(self, deployment: str) -> BreakerState | None:
+        """The deployment's breaker, or None when it has not failed since its last success."""
+
+    async def breaker_failure(
+        self, deployment: str, now: float, limit: int, cooldown: float
+    ) -> BreakerState:
+        """Count a failure; at ``limit`` in a row, open the breaker until ``now + cooldown``
+        (a failure after that, such as a failed probe, opens it again)."""
+
+    async def breaker_probe(self, deployment: str, now: float, lease: float) -> bool:
+        """Take the half-open probe of an open breaker whose cooldown is over: True for one
+        caller until ``now + lease`` (or until the probe's failure or success)."""
+
+    async def breaker_success(self, deployment: str) -> None:
+        """Close the breaker: forget its failures."""
+
+
 class ControlStore(Protocol):
     """What people change at run time: autonomy levels and paused workflows (audited)."""
 
@@ -293,6 +319,7 @@ class Store(
     SupervisionStore,
     AuditStore,
     UsageStore,
+    BreakerStore,
     ControlStore,
     Protocol,
 ):
@@ -320,6 +347,8 @@ __all__ = [
     "AuditRecord",
     "Claim",
     "AuditStore",
+    "BreakerState",
+    "BreakerStore",
     "ControlStore",
     "Entry",
     "EntryStatus",

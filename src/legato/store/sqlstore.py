@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
+from legato.store.breakers import SQLBreakers
 from legato.store.control import SQLControl
 from legato.store.journal import SQLJournal
 from legato.store.runs import SQLRuns
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl):
+class SQLStore(
+    SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLBreakers, SQLControl
+):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:

@@ -48,6 +48,9 @@ class UsageRecord:
     day: str
     #: the key of the journal entry that made the call (see Entry.key)
     entry: str | None = None
+    #: what prompt-cache reads saved against the full input price (writes cost extra, so
+    #: it may be negative); None when the price is unknown
+    cache_saved_nanousd: int | None = None
 
 
 USAGE_COLUMNS = ", ".join(f.name for f in dataclasses.fields(UsageRecord))
@@ -64,17 +67,28 @@ class UsageTotals:
     cost_nanousd: int = 0
     unknown_cost_calls: int = 0
     cache_hits: int = 0
+    #: prompt-cache writes, reasoning tokens (part of output) and what cache reads saved
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_saved_nanousd: int = 0
 
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """The share of input tokens read from providers' prompt caches (None: no input)."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
 
 
 _SUMS = (
     "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),"
     " COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_nanousd), 0),"
     " COALESCE(SUM(CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END), 0),"
-    " COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0)"
+    " COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0),"
+    " COALESCE(SUM(cache_saved_nanousd), 0)"
 )
 
 
