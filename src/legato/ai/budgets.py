@@ -35,7 +35,10 @@ class Spender(Protocol):
     run_id: str
     workflow: str
     tenant: str | None
-    store: UsageStore
+
+    @property
+    def store(self) -> UsageStore: ...
+
     clock: Clock
     budgets: Budgets
 

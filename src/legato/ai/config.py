@@ -133,7 +133,8 @@ class CacheConfig(_Config):
 
 
 class BreakerConfig(_Config):
-    """Per deployment, per worker process: open after ``failures`` in a row, for ``cooldown``."""
+    """Per deployment, shared by every worker through the store: open after ``failures`` in
+    a row, for ``cooldown``; then one probe call decides (see ``legato.ai.breakers``)."""
 
     failures: int = Field(default=3, ge=1)
     cooldown: Duration = timedelta(seconds=30)

@@ -5,7 +5,8 @@ recorded result and never calls or pays again. The router (routing.py) picks can
 goes through the stages below and comes back as an outcome value (outcomes.py), which the
 strategy reads to go on or stop. Per candidate:
 
-1. gate: an open circuit breaker or a deployment that cannot serve the call -> ``Skipped``;
+1. gate: a deployment that cannot serve the call, or whose circuit breaker (shared by every
+   worker through the store) is open or half-open with a probe in flight -> ``Skipped``;
 2. data rules: redact for external providers; a forbidden class -> ``Skipped`` (an internal
    deployment may still take it);
 3. prepare: the operation's request (structured output, context trimming);
@@ -63,7 +64,7 @@ from legato.store.usage import UsageRecord
 if TYPE_CHECKING:
     from legato.clock import Clock
     from legato.governance.data_rules import DataRules
-    from legato.store.base import UsageStore
+    from legato.store.base import ModelStore
 
 log = logging.getLogger("legato.ai")
 
@@ -80,7 +81,7 @@ class CallEnv:
     workflow: str
     tenant: str | None
     seq: int
-    store: UsageStore
+    store: ModelStore
     clock: Clock
     budgets: Budgets
     data_rules: DataRules | None = None
@@ -144,6 +145,8 @@ class Call(Generic[R, T]):
         self.op = op
         self.ref = ref
         self.tally = Tally()
+        #: deployments whose breaker holds failures in the store: a success clears them
+        self._failing: set[str] = set()
 
     async def run(self) -> T:
         """The result, or the error that says why there is none."""
@@ -216,7 +219,7 @@ class Call(Generic[R, T]):
 
     async def attempt(self, route: Route, deployment: str) -> Outcome:
         model = self.models.get(deployment)
-        why = self.models.breakers.check(deployment) or self.op.incapable(model)
+        why = self.op.incapable(model) or await self._admit(deployment)
         if why:
             return self._record(Skipped(deployment, why))
         governed = self._govern(model)
@@ -239,6 +242,15 @@ class Call(Generic[R, T]):
         raise AssertionError("a candidate takes at least one round")  # pragma: no cover
 
     # -- the stages ---------------------------------------------------------------------------
+
+    async def _admit(self, deployment: str) -> str | None:
+        """The circuit breaker: why ``deployment`` is skipped now, or None."""
+        admission = await self.models.breakers.admit(
+            self.env.store, deployment, self.env.clock.now()
+        )
+        if admission.tracked:
+            self._failing.add(deployment)
+        return admission.refused
 
     def _govern(self, model: Model) -> ModelRequest | Skipped:
         """Data rules: redact what may not leave for an external provider, or refuse."""
@@ -280,10 +292,13 @@ class Call(Generic[R, T]):
             response = await self.op.send(model, request)
         except ModelError as exc:
             if exc.transient or exc.kind == "bad_response":
-                self.models.breakers.failure(model.id)
+                await self.models.breakers.failure(self.env.store, model.id, self.env.clock.now())
+                self._failing.add(model.id)
             return Failed(model.id, exc)
-        self.models.breakers.success(model.id)
         latency = _ms(started)
+        if model.id in self._failing:
+            self._failing.discard(model.id)
+            await self.models.breakers.success(self.env.store, model.id)
         cost = pricing.price(response.usage)
         await self._account(route, model, response.usage, cost, cached=False)
         return Answered(model, request, response, cost, latency, cache_key=key)

@@ -1,4 +1,4 @@
-"""Deployments and aliases: which models exist, how to reach them, and circuit breakers.
+"""Deployments and aliases: which models exist, how to reach them, their circuit breakers.
 
 ``app.models`` is one of these. Deployments are named ``provider:model`` and built on first
 use from the provider's settings (legato.toml and environment); models made in Python (a
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from legato.ai.breakers import Breakers
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
 from legato.ai.model import Capabilities, Model, ProviderSettings
 from legato.errors import ConfigurationError
@@ -61,52 +61,6 @@ class Pricing:
 
     def estimate(self, input_tokens: int, output_tokens: int) -> Cost:
         return self.table.estimate(self.key, input_tokens, output_tokens, official=self.official)
-
-
-class Breakers:
-    """A circuit breaker per deployment, per process: after ``failures`` transient errors in a
-    row the deployment is skipped for ``cooldown`` seconds, then one trial call is let through.
-    """
-
-    def __init__(self, failures: int, cooldown: float) -> None:
-        self.failures = failures
-        self.cooldown = cooldown
-        self._lock = threading.Lock()
-        self._count: dict[str, int] = {}
-        self._open_until: dict[str, float] = {}
-
-    def check(self, deployment: str, now: float | None = None) -> str | None:
-        """None when a call may go; else why not."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            until = self._open_until.get(deployment)
-            if until is None:
-                return None
-            if now < until:
-                return (
-                    f"circuit open after {self._count.get(deployment, 0)} failures in a row"
-                    f" ({until - now:.1f}s of cooldown left)"
-                )
-            # half-open: calls go through; the next failure opens it again at once (the count
-            # is still past the limit), a success closes it
-            return None
-
-    def failure(self, deployment: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            count = self._count.get(deployment, 0) + 1
-            self._count[deployment] = count
-            if count >= self.failures:
-                self._open_until[deployment] = now + self.cooldown
-
-    def success(self, deployment: str) -> None:
-        with self._lock:
-            self._count.pop(deployment, None)
-            self._open_until.pop(deployment, None)
-
-    def state(self, deployment: str) -> str:
-        with self._lock:
-            return "open" if deployment in self._open_until else "closed"
 
 
 class Models:

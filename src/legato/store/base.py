@@ -312,6 +312,10 @@ class ControlStore(Protocol):
         """workflow -> (paused_by, reason, paused_at)."""
 
 
+class ModelStore(UsageStore, BreakerStore, Protocol):
+    """What the AI layer's model calls need: usage rows, the response cache, breakers."""
+
+
 class Store(
     RunStore,
     JournalStore,
@@ -353,6 +357,7 @@ __all__ = [
     "Entry",
     "EntryStatus",
     "JournalStore",
+    "ModelStore",
     "RunEnd",
     "RunRecord",
     "RunStatus",

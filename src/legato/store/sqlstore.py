@@ -16,9 +16,7 @@ from legato.store.runs import SQLRuns
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(
-    SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLBreakers, SQLControl
-):
+class SQLStore(SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLBreakers, SQLControl):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:

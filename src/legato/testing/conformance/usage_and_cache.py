@@ -109,5 +109,5 @@ async def check_prompt_cache_figures_are_summed(store: Store) -> None:
     assert (totals.cached_input_tokens, totals.cache_write_tokens) == (810, 1000)
     assert (totals.reasoning_tokens, totals.cache_saved_nanousd) == (40, 470)
     assert totals.cache_hit_rate == 810 / 2020
-    (_, rolled), = await store.usage_rollup("run")
+    ((_, rolled),) = await store.usage_rollup("run")
     assert rolled == totals
