@@ -18,6 +18,7 @@ from legato.ai.messages import EmbeddingResponse, Message, ModelRequest, ModelRe
 from legato.ai.model import Model
 from legato.ai.outcomes import Answered, Tally
 from legato.ai.pipeline import Call, CallEnv, Operation
+from legato.ai.reasoning import Reasoning
 from legato.ai.registry import Models, Route
 from legato.ai.results import EmbedResult, LLMResult, Routing
 
@@ -36,6 +37,7 @@ class CallSpec:
     stream: bool = False
     timeout: float | None = None
     evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None
+    reasoning: Reasoning | None = None
 
 
 async def complete(models: Models, env: CallEnv, spec: CallSpec) -> LLMResult[Any]:
@@ -52,6 +54,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
     """A chat request: tools, structured output with repairs, trimming, the response cache."""
 
     kind = "chat"
+    reasons = True
     subject = "the prompt holds"
     answered = "answered"
 
@@ -59,6 +62,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
         super().__init__(ModelRequest(
             messages=spec.messages, system=spec.system, tools=spec.tools,
             temperature=spec.temperature, max_tokens=spec.max_tokens, stream=spec.stream,
+            reasoning=spec.reasoning,
         ))  # fmt: skip
         self.spec = spec
 
@@ -136,6 +140,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             finish_reason=response.finish_reason,
             cached=answered.cached,
             trimmed_messages=answered.trimmed,
+            notes=list(tally.notes),
         )
 
     async def accepts(self, result: LLMResult[Any]) -> bool:

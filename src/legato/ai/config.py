@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from legato.ai.prices import Price
+from legato.ai.reasoning import Reasoning, checked
 from legato.durations import positive_duration
 from legato.errors import ConfigurationError
 
@@ -70,6 +71,27 @@ class AliasConfig(_Config):
     strategy: Strategy = "fallback"
     #: rounds of "your output failed validation, here is why" before giving up on a candidate
     repairs: int = Field(default=2, ge=0, le=10)
+    #: the reasoning depth of calls through this alias; a list, with the cascade strategy,
+    #: is tried in order on each candidate before the next (cheap -> deeper -> stronger)
+    reasoning: Reasoning | list[Reasoning] | None = None
+
+    @field_validator("reasoning", mode="before")
+    @classmethod
+    def _depths(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        try:
+            for item in values:
+                checked(item)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        if isinstance(value, list) and not value:
+            raise ValueError("reasoning: give at least one depth, or leave it out")
+        return value
+
+    def depths(self) -> tuple[Reasoning, ...]:
+        if self.reasoning is None:
+            return ()
+        return tuple(self.reasoning) if isinstance(self.reasoning, list) else (self.reasoning,)
 
     @field_validator("candidates")
     @classmethod
@@ -91,6 +113,7 @@ class DeploymentConfig(_Config):
     embeddings: bool | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    reasoning: bool | None = None
 
 
 class Budget(_Config):

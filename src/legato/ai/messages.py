@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from legato.ai.reasoning import Reasoning
 from legato.ai.usage import Usage
 from legato.errors import ConfigurationError
 
@@ -75,6 +76,8 @@ class ModelRequest(_Frozen):
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = False
+    #: how hard the model may think (see legato.ai.reasoning); None: the provider's default
+    reasoning: Reasoning | None = None
 
 
 class ModelResponse(_Frozen):

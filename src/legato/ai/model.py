@@ -71,6 +71,8 @@ class Capabilities:
     embeddings: bool = False
     context_window: int = 128_000
     max_output_tokens: int | None = None
+    #: the deployment takes a reasoning depth (OpenAI reasoning_effort, Anthropic thinking)
+    reasoning: bool = False
 
 
 @dataclass(frozen=True, slots=True)

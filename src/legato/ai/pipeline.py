@@ -9,7 +9,8 @@ strategy reads to go on or stop. Per candidate:
    worker through the store) is open or half-open with a probe in flight -> ``Skipped``;
 2. data rules: redact for external providers; a forbidden class -> ``Skipped`` (an internal
    deployment may still take it);
-3. prepare: the operation's request (structured output, context trimming);
+3. prepare: the reasoning depth (dropped, with a note, where the deployment takes none), the
+   operation's request (structured output, context trimming);
 4. cache: an identical request answered before -> ``Answered`` at no cost, no budget check;
 5. budget: a request that would pass a limit is not sent -> ``OverBudget``;
 6. call: the request (SDK retries off); a provider error -> ``Failed``;
@@ -48,6 +49,7 @@ from legato.ai.outcomes import (
     Skipped,
     Tally,
 )
+from legato.ai.reasoning import Reasoning
 from legato.ai.registry import Models, Route
 from legato.ai.results import (
     BudgetExceeded,
@@ -94,6 +96,7 @@ class Operation(ABC, Generic[R, T]):
     are a call whose answers are taken as they come: no preparation, cache or validation."""
 
     kind: ClassVar[str]  # the usage rows' kind
+    reasons: ClassVar[bool] = False  # takes a reasoning depth
     subject: ClassVar[str]  # "the prompt holds", for data-rule messages
     answered: ClassVar[str]  # "answered", for "no candidate of 'x' answered"
 
@@ -217,7 +220,19 @@ class Call(Generic[R, T]):
     async def accepts(self, route: Route, answered: Answered[R]) -> bool:
         return await self.op.accepts(self.op.result(route, answered, self.tally))
 
-    async def attempt(self, route: Route, deployment: str) -> Outcome:
+    def depths(self, route: Route, deployment: str, escalate: bool) -> list[Reasoning | None]:
+        """The call's own depth; else the alias's first, or all of them when escalating; one
+        where the deployment has no reasoning control (every depth would be the same call)."""
+        if not self.op.reasons:
+            return [None]
+        if self.op.draft.reasoning is not None:
+            return [self.op.draft.reasoning]
+        depths: list[Reasoning | None] = list(route.reasoning) or [None]
+        if not escalate or not self.models.get(deployment).capabilities.reasoning:
+            return depths[:1]
+        return depths
+
+    async def attempt(self, route: Route, deployment: str, depth: Reasoning | None) -> Outcome:
         model = self.models.get(deployment)
         why = self.op.incapable(model) or await self._admit(deployment)
         if why:
@@ -225,7 +240,7 @@ class Call(Generic[R, T]):
         governed = self._govern(model)
         if isinstance(governed, Skipped):
             return self._record(governed)
-        request, trimmed = self.op.prepare(model, governed)
+        request, trimmed = self.op.prepare(model, self._deepen(model, governed, depth))
         rounds = self.op.rounds(route)
         for round_ in range(1, rounds + 1):
             sent = await self._send(route, model, request)
@@ -242,6 +257,19 @@ class Call(Generic[R, T]):
         raise AssertionError("a candidate takes at least one round")  # pragma: no cover
 
     # -- the stages ---------------------------------------------------------------------------
+
+    def _deepen(self, model: Model, request: ModelRequest, depth: Reasoning | None) -> ModelRequest:
+        """The request at reasoning ``depth``, where the deployment takes one (else a note)."""
+        if depth is not None and not model.capabilities.reasoning:
+            self.tally.note(
+                f"{model.id} takes no reasoning depth: reasoning={depth!r} was not sent"
+            )
+            depth = None
+        return (
+            request
+            if request.reasoning == depth
+            else request.model_copy(update={"reasoning": depth})
+        )
 
     async def _admit(self, deployment: str) -> str | None:
         """The circuit breaker: why ``deployment`` is skipped now, or None."""

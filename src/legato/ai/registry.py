@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from legato.ai.breakers import Breakers
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
 from legato.ai.model import Capabilities, Model, ProviderSettings
+from legato.ai.reasoning import Reasoning, known_to_reason
 from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class Route:
     strategy: Strategy
     repairs: int
     candidates: tuple[str, ...]
+    #: the alias's reasoning depths: the first for every call, all of them in a cascade
+    reasoning: tuple[Reasoning, ...] = ()
 
 
 class Pricing:
@@ -84,13 +87,18 @@ class Models:
 
     def alias(
         self, name: str, candidates: Sequence[str], *, strategy: Strategy = "fallback",
-        repairs: int = 2,
+        repairs: int = 2, reasoning: Reasoning | Sequence[Reasoning] | None = None,
     ) -> None:  # fmt: skip
-        """Make ``name`` mean these candidates, tried per ``strategy``."""
+        """Make ``name`` mean these candidates, tried per ``strategy``, at the reasoning
+        depth(s) given (several: a cascade tries each on a candidate before the next)."""
         if ":" in name:
             raise ConfigurationError(f"an alias may not contain ':', got {name!r}")
+        depths = (
+            reasoning if reasoning is None or isinstance(reasoning, str | int) else [*reasoning]
+        )
         try:
-            config = AliasConfig(candidates=list(candidates), strategy=strategy, repairs=repairs)
+            config = AliasConfig(candidates=list(candidates), strategy=strategy,
+                                 repairs=repairs, reasoning=depths)  # fmt: skip
         except ValueError as exc:
             raise ConfigurationError(f"alias {name!r}: {exc}") from None
         with self._lock:
@@ -109,7 +117,8 @@ class Models:
         if alias is not None:
             for candidate in alias.candidates:
                 self._check_provider(candidate)
-            return Route(ref, ref, alias.strategy, alias.repairs, tuple(alias.candidates))
+            return Route(ref, ref, alias.strategy, alias.repairs, tuple(alias.candidates),
+                         alias.depths())  # fmt: skip
         if ":" in ref:
             self._check_provider(ref)
             return Route(ref, None, "fallback", 2, (ref,))
@@ -157,6 +166,8 @@ class Models:
 
     def capabilities(self, deployment: str, kind: str) -> Capabilities:
         base = _KIND_CAPABILITIES.get(kind, Capabilities())
+        name = deployment.split(":", 1)[-1]
+        base = replace(base, reasoning=known_to_reason(kind, name))
         conf: DeploymentConfig | None = self.config.deployments.get(deployment)
         if conf is None:
             return base

@@ -3,6 +3,8 @@
 The SDK is imported when the first request builds the client, and its own retries are off.
 This protocol has no native structured output: an ``OutputSpec`` becomes a tool the model
 must call (modes ``native`` and ``tool``) or instructions in the system prompt (``prompted``).
+A reasoning depth turns on extended thinking; the API then forces no tool (the output tool
+is asked for in the system prompt) and takes no temperature (it is left out).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from legato.ai import reasoning
 from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
 from legato.ai.model import Capabilities, ErrorKind
 from legato.ai.providers.formats import output_instruction
@@ -90,11 +93,19 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
                 description = str(output.schema_.get("description") or f"Give {output.name}.")
                 tools.append(_tool(output.name, description, output.schema_))
                 params["tool_choice"] = {"type": "tool", "name": output.name}
+        thinking = reasoning.thinking_budget(request.reasoning)
+        if thinking is not None:
+            # thinking counts against max_tokens: the answer keeps the room it was given
+            params["thinking"] = {"type": "enabled", "budget_tokens": thinking}
+            params["max_tokens"] += thinking
+            if output is not None and "tool_choice" in params:  # no forced tool with thinking
+                params["tool_choice"] = {"type": "auto"}
+                system_parts.append(f"Answer by calling the tool {output.name} once.")
         if system_parts:
             params["system"] = "\n\n".join(system_parts)
         if tools:
             params["tools"] = tools
-        if request.temperature is not None:
+        if request.temperature is not None and thinking is None:  # thinking takes the default
             # not a parameter of this SDK's messages.create (2.x): sent as is, for the server
             params["extra_body"] = {"temperature": request.temperature}
         return params

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from legato.ai import reasoning
 from legato.ai.messages import (
     EmbeddingResponse,
     Message,
@@ -92,6 +93,8 @@ class OpenAIModel(SDKModel["AsyncOpenAI"]):
             params["temperature"] = request.temperature
         if request.max_tokens is not None:
             params["max_tokens"] = request.max_tokens
+        if request.reasoning is not None:
+            params["reasoning_effort"] = reasoning.effort(request.reasoning)
         if request.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
