@@ -64,6 +64,7 @@ class ProviderConfig(_Config):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = 60.0
     external: bool | None = None
+    prompt_cache: bool = True
 
 
 class AliasConfig(_Config):

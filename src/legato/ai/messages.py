@@ -38,6 +38,9 @@ class Message(_Frozen):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    #: a stable prefix ends here (a long document asked about again): providers that need
+    #: marks to cache a prompt (Anthropic) are told to cache up to this message
+    cache: bool = False
 
 
 class ToolSpec(_Frozen):

@@ -92,6 +92,8 @@ class ProviderSettings:
     timeout: float = 60.0
     #: text sent here leaves the organisation: data rules redact before it goes
     external: bool = True
+    #: mark stable prompt prefixes for caching where the protocol needs marks (Anthropic)
+    prompt_cache: bool = True
 
     def key(self, *, required: bool = True) -> str | None:
         """The API key, or a :class:`ModelError` of kind ``auth`` naming where to set it."""

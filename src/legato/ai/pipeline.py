@@ -328,12 +328,14 @@ class Call(Generic[R, T]):
             self._failing.discard(model.id)
             await self.models.breakers.success(self.env.store, model.id)
         cost = pricing.price(response.usage)
-        await self._account(route, model, response.usage, cost, cached=False)
+        saved = pricing.cache_saving(response.usage, cost)
+        await self._account(route, model, response.usage, cost, cached=False, saved=saved)
         return Answered(model, request, response, cost, latency, cache_key=key)
 
     async def _account(
-        self, route: Route, model: Model, usage: Usage, cost: Cost, *, cached: bool
-    ) -> None:
+        self, route: Route, model: Model, usage: Usage, cost: Cost, *, cached: bool,
+        saved: Decimal | None = Decimal(0),
+    ) -> None:  # fmt: skip
         """A usage row, written as soon as the request returns: it is paid for."""
         env = self.env
         await env.store.record_usage([
@@ -346,7 +348,7 @@ class Call(Generic[R, T]):
                 reasoning_tokens=usage.reasoning_tokens, requests=max(usage.requests, 1),
                 cost_nanousd=cost.nanousd, cost_usd=None if cost.usd is None else str(cost.usd),
                 price_version=cost.price_version, cache_hit=cached, at=env.clock.now(),
-                day=budgets.day(env.clock),
+                day=budgets.day(env.clock), cache_saved_nanousd=Cost(usd=saved).nanousd,
             )
         ])  # fmt: skip
 

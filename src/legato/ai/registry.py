@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from legato.ai.breakers import Breakers
@@ -64,6 +65,15 @@ class Pricing:
 
     def estimate(self, input_tokens: int, output_tokens: int) -> Cost:
         return self.table.estimate(self.key, input_tokens, output_tokens, official=self.official)
+
+    def cache_saving(self, usage: Usage, cost: Cost) -> Decimal | None:
+        """What the prompt cache saved on ``usage`` (costing ``cost``) against the same prompt
+        at the full input price: negative when cache writes cost more than reads saved."""
+        if not usage.cached_input_tokens and not usage.cache_write_tokens:
+            return Decimal(0)
+        uncached = usage.model_copy(update={"cached_input_tokens": 0, "cache_write_tokens": 0})
+        full = self.price(uncached).usd
+        return None if full is None or cost.usd is None else full - cost.usd
 
 
 class Models:
@@ -162,6 +172,7 @@ class Models:
             headers=tuple(sorted((conf.headers if conf else {}).items())),
             timeout=conf.timeout if conf else 60.0,
             external=(conf.external if conf and conf.external is not None else kind != "local"),
+            prompt_cache=conf.prompt_cache if conf else True,
         )
 
     def capabilities(self, deployment: str, kind: str) -> Capabilities:

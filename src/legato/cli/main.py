@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from legato.durations import format_duration, parse_duration
 from legato.errors import ConfigurationError, LegatoError
 from legato.store.base import redact_url
+from legato.store.usage import UsageTotals
 from legato.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -613,13 +614,19 @@ def costs(
     def usd(nano: int) -> str:
         return f"{Decimal(nano) / Decimal(1_000_000_000):.6f}"
 
+    def cached(t: UsageTotals) -> str:  # prompt tokens read from a cache, and their share
+        rate = t.cache_hit_rate
+        return f"{t.cached_input_tokens} ({rate:.0%})" if rate else str(t.cached_input_tokens)
+
     if as_json:
         for key, t in rows:
             click.echo(json.dumps({
                 by: key, "calls": t.calls, "input_tokens": t.input_tokens,
-                "cached_input_tokens": t.cached_input_tokens, "output_tokens": t.output_tokens,
-                "usd": usd(t.cost_nanousd), "unknown_cost_calls": t.unknown_cost_calls,
-                "cache_hits": t.cache_hits,
+                "cached_input_tokens": t.cached_input_tokens,
+                "cache_write_tokens": t.cache_write_tokens, "cache_hit_rate": t.cache_hit_rate,
+                "output_tokens": t.output_tokens, "reasoning_tokens": t.reasoning_tokens,
+                "usd": usd(t.cost_nanousd), "cache_saved_usd": usd(t.cache_saved_nanousd),
+                "unknown_cost_calls": t.unknown_cost_calls, "cache_hits": t.cache_hits,
             }))  # fmt: skip
         return
     from rich.console import Console
@@ -630,22 +637,33 @@ def costs(
         console.print("no model calls recorded")
         return
     table = Table(box=None, header_style="bold")
-    for col in (by.upper(), "CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS"):
+    columns = (by.upper(), "CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "SAVED", "UNPRICED",
+               "CACHE HITS")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="left" if col == by.upper() else "right")
-    total = [0, 0, 0, 0, 0, 0, 0]
+
+    def row(key: str, t: UsageTotals) -> list[str]:
+        counts = [t.calls, t.input_tokens]
+        return [
+            key,
+            *map(str, counts),
+            cached(t),
+            str(t.output_tokens),
+            usd(t.cost_nanousd),
+            usd(t.cache_saved_nanousd),
+            str(t.unknown_cost_calls),
+            str(t.cache_hits),
+        ]
+
     for key, t in rows:
-        values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
-                  t.cost_nanousd, t.unknown_cost_calls, t.cache_hits]  # fmt: skip
-        total = [a + b for a, b in zip(total, values, strict=True)]
-        table.add_row(key or "-", *(str(v) for v in values[:4]), usd(values[4]),
-                      *(str(v) for v in values[5:]))  # fmt: skip
-    table.add_row("TOTAL", *(str(v) for v in total[:4]), usd(total[4]),
-                  *(str(v) for v in total[5:]), style="bold")  # fmt: skip
+        table.add_row(*row(key or "-", t))
+    total = sum((t for _, t in rows), UsageTotals())
+    table.add_row(*row("TOTAL", total), style="bold")
     console.print(table, markup=False)
-    if total[5]:
+    if total.unknown_cost_calls:
         console.print(
-            f"{total[5]} call(s) have no known price: USD figures leave them out (see"
-            " [prices] in legato.toml)",
+            f"{total.unknown_cost_calls} call(s) have no known price: USD figures leave them"
+            " out (see [prices] in legato.toml)",
             markup=False,
         )
 

@@ -76,6 +76,10 @@ class UsageTotals:
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(*(getattr(self, f.name) + getattr(other, f.name)
+                             for f in dataclasses.fields(self)))  # fmt: skip
+
     @property
     def cache_hit_rate(self) -> float | None:
         """The share of input tokens read from providers' prompt caches (None: no input)."""
