@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legato.ai import structured, tokens
+from legato.ai.budgets import Allowance
 from legato.ai.context_window import trim
 from legato.ai.messages import EmbeddingResponse, Message, ModelRequest, ModelResponse, ToolSpec
 from legato.ai.model import Model
@@ -38,6 +39,8 @@ class CallSpec:
     timeout: float | None = None
     evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None
     reasoning: Reasoning | None = None
+    #: limits of the caller's own (an agent's budget), checked before every request
+    allowances: tuple[Allowance, ...] = ()
 
 
 async def complete(models: Models, env: CallEnv, spec: CallSpec) -> LLMResult[Any]:
@@ -65,6 +68,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             reasoning=spec.reasoning,
         ))  # fmt: skip
         self.spec = spec
+        self.allowances = spec.allowances
 
     def incapable(self, model: Model, needed: int | None = None) -> str | None:
         caps = model.capabilities

@@ -97,6 +97,8 @@ class Operation(ABC, Generic[R, T]):
 
     kind: ClassVar[str]  # the usage rows' kind
     reasons: ClassVar[bool] = False  # takes a reasoning depth
+    #: the caller's own limits (an agent's budget), checked with the configured ones
+    allowances: tuple[budgets.Allowance, ...] = ()
     subject: ClassVar[str]  # "the prompt holds", for data-rule messages
     answered: ClassVar[str]  # "answered", for "no candidate of 'x' answered"
 
@@ -313,7 +315,7 @@ class Call(Generic[R, T]):
                 return Answered(model, request, read(hit), free, _ms(started), cached=True,
                                 cache_key=key)  # fmt: skip
         pricing = self.models.pricing(model)
-        overrun = await budgets.check(self.env, model, request, pricing)
+        overrun = await budgets.check(self.env, model, request, pricing, self.op.allowances)
         if overrun is not None:
             return OverBudget(model.id, overrun)
         try:

@@ -59,6 +59,12 @@ class Durable(Protocol):
 
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any: ...
 
+    async def tool_call(
+        self, tool: ToolDef, args: dict[str, Any], actor: str | None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """``tool``'s result, and the arguments it ran with if an approver edited them."""
+        ...
+
     def child(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]: ...
@@ -66,6 +72,10 @@ class Durable(Protocol):
     async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]: ...
 
     async def embed(self, texts: list[str], model: str) -> EmbedResult: ...
+
+    def context_window(self, model: str) -> int:
+        """The smallest context window among the candidates of ``model`` (tokens)."""
+        ...
 
     def now(self) -> datetime: ...
 
