@@ -92,8 +92,10 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
         def count(text: str) -> int:
             return tokens.estimate_tokens(text, model.name)
 
+        # a block of a quarter of the room: an agent's next turns keep the same prompt start
+        block = max((caps.context_window - reserve) // 4, 1)
         trimmed = trim(request.messages, system=request.system, limit=caps.context_window,
-                       count=count, reserve=reserve)  # fmt: skip
+                       count=count, reserve=reserve, block=block)  # fmt: skip
         return request.model_copy(update={"messages": tuple(trimmed.messages)}), trimmed.dropped
 
     def rounds(self, route: Route) -> int:

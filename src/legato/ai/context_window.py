@@ -63,10 +63,14 @@ def trim(
     limit: int,
     count: TokenCounter,
     reserve: int = 0,
+    block: int = 0,
 ) -> Trimmed:
     """The messages that fit in ``limit - reserve`` tokens with the system prompt.
 
     ``reserve`` is room kept free, for the answer. See the module docstring for what is kept.
+    With ``block``, older turns go in blocks of that many tokens counted from the oldest, so
+    the next, longer request of the same conversation drops the same turns (its prompt
+    begins the same, which providers' prompt caches need) until another block must go.
     """
     room = limit - reserve
     if room < 0:
@@ -85,12 +89,17 @@ def trim(
     kept = [True] * len(units)
     pinned = _pinned(units)
     total = fixed + sum(costs)
+    excess = total - room
+    if block > 0 and excess > 0:  # whole blocks: the cut moves only when a block must go
+        excess = -(-excess // block) * block
+    dropped_tokens = 0
     for i in range(len(units)):  # oldest first
-        if total <= room:
+        if dropped_tokens >= excess:
             break
         if i not in pinned:
             kept[i] = False
-            total -= costs[i]
+            dropped_tokens += costs[i]
+    total -= dropped_tokens
     out = [m for unit, keep in zip(units, kept, strict=True) for m in (unit if keep else ())]
     dropped = len(messages) - len(out)
     truncated = False
