@@ -3,6 +3,7 @@ properties over random conversations."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -292,8 +293,8 @@ def test_trimming_in_blocks_keeps_the_prompt_start_while_the_conversation_grows(
         kept = trim(chat[:turns], system=None, limit=limit, count=words, block=100).messages
         assert cost(kept) <= limit and kept[0] == chat[0]
         starts.append(kept[1])  # what follows the task: where the dropped turns were
-    changes = sum(a != b for a, b in zip(starts, starts[1:], strict=False))
+    changes = sum(a != b for a, b in itertools.pairwise(starts))
     assert changes <= len(starts) // 4  # one by one, it changes at nearly every turn
     one_by_one = [trim(chat[:t], system=None, limit=limit, count=words).messages[1]
                   for t in range(10, len(chat), 2)]  # fmt: skip
-    assert sum(a != b for a, b in zip(one_by_one, one_by_one[1:], strict=False)) > changes * 3
+    assert sum(a != b for a, b in itertools.pairwise(one_by_one)) > changes * 3
