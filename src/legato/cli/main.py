@@ -637,28 +637,27 @@ def costs(
         console.print("no model calls recorded")
         return
     table = Table(box=None, header_style="bold")
-    columns = (by.upper(), "CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "SAVED", "UNPRICED",
-               "CACHE HITS")  # fmt: skip
-    for col in columns:
-        table.add_column(col, justify="left" if col == by.upper() else "right")
-
-    def row(key: str, t: UsageTotals) -> list[str]:
-        counts = [t.calls, t.input_tokens]
-        return [
-            key,
-            *map(str, counts),
-            cached(t),
-            str(t.output_tokens),
-            usd(t.cost_nanousd),
-            usd(t.cache_saved_nanousd),
-            str(t.unknown_cost_calls),
-            str(t.cache_hits),
-        ]
-
-    for key, t in rows:
-        table.add_row(*row(key or "-", t))
     total = sum((t for _, t in rows), UsageTotals())
-    table.add_row(*row("TOTAL", total), style="bold")
+    # columns that would be all zeros are left out, so the table fits a terminal
+    columns: dict[str, Callable[[UsageTotals], str]] = {
+        "CALLS": lambda t: str(t.calls),
+        "INPUT": lambda t: str(t.input_tokens),
+        "CACHED": cached,
+        "OUTPUT": lambda t: str(t.output_tokens),
+        "USD": lambda t: usd(t.cost_nanousd),
+        "SAVED": lambda t: usd(t.cache_saved_nanousd),
+        "UNPRICED": lambda t: str(t.unknown_cost_calls),
+        "CACHE HITS": lambda t: str(t.cache_hits),
+    }
+    optional = {"CACHED": total.cached_input_tokens, "SAVED": total.cache_saved_nanousd,
+                "UNPRICED": total.unknown_cost_calls, "CACHE HITS": total.cache_hits}  # fmt: skip
+    shown = [name for name in columns if optional.get(name, 1)]
+    table.add_column(by.upper(), no_wrap=True)
+    for name in shown:
+        table.add_column(name, justify="right", no_wrap=True)
+    for key, t in [*rows, ("TOTAL", total)]:
+        table.add_row(key or "-", *(columns[name](t) for name in shown),
+                      style="bold" if key == "TOTAL" and t is total else None)  # fmt: skip
     console.print(table, markup=False)
     if total.unknown_cost_calls:
         console.print(
