@@ -253,3 +253,22 @@ def stub_server() -> Iterator[Callable[[bytes], Stub]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def canned_completion(
+    stub_server: Callable[[bytes], Stub], model: str, text: str, usage: dict[str, Any],
+    price: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """Config for provider ``p``: a server answering every chat request with ``text`` and the
+    OpenAI ``usage`` given, and ``price`` for ``p:<model>`` (for usage a test can choose)."""
+    answer = {
+        "id": "c1", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": usage,
+    }  # fmt: skip
+    stub = stub_server(json.dumps(answer).encode())
+    return {
+        "providers": {"p": {"kind": "openai", "base_url": f"{stub.url}/v1", "api_key": KEY}},
+        "prices": {f"p:{model}": price},
+    }

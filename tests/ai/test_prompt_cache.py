@@ -22,7 +22,7 @@ from legato.ai.registry import Pricing
 from legato.ai.usage import Cost, Usage
 from legato.cli.main import cli
 from legato.testing import ScriptedModel
-from tests.ai.conftest import KEY, MODEL, Katan, Stub, Wire
+from tests.ai.conftest import KEY, MODEL, Katan, Stub, Wire, canned_completion
 from tests.ai.test_providers import connect, on_the_wire, run
 from tests.conftest import sql
 
@@ -109,19 +109,10 @@ def test_an_agents_turns_share_their_prefix(
 def test_cached_tokens_are_priced_and_the_saving_is_reported(
     make_app: Callable[..., legato.App], db_url: str, stub_server: Callable[[bytes], Stub]
 ) -> None:
-    answer = {
-        "id": "c1", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "Mondays"}}],
-        "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
-                  "prompt_tokens_details": {"cached_tokens": 800}},
-    }  # fmt: skip
-    stub = stub_server(json.dumps(answer).encode())
-    config = {
-        "providers": {"p": {"kind": "openai", "base_url": f"{stub.url}/v1", "api_key": KEY}},
-        "prices": {"p:m": {"input_per_mtok": "1", "cached_input_per_mtok": "0.1",
-                           "output_per_mtok": "2"}},
-    }  # fmt: skip
+    usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+             "prompt_tokens_details": {"cached_tokens": 800}}  # fmt: skip
+    price = {"input_per_mtok": "1", "cached_input_per_mtok": "0.1", "output_per_mtok": "2"}
+    config = canned_completion(stub_server, "m", "Mondays", usage, price)
     app = make_app(config=parse_config(config))
 
     @app.workflow

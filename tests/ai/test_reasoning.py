@@ -4,7 +4,6 @@ a deployment has none, priced and budgeted as output, escalated by a cascade bef
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from legato.ai.messages import ModelRequest
 from legato.ai.model import Capabilities
 from legato.errors import ConfigurationError
 from legato.testing import ScriptedModel
-from tests.ai.conftest import KEY, MODEL, Katan, Stub, Wire
+from tests.ai.conftest import KEY, MODEL, Katan, Stub, Wire, canned_completion
 from tests.ai.test_providers import forecast, on_the_wire, user
 from tests.conftest import sql
 
@@ -99,18 +98,10 @@ def test_a_depth_reaches_a_reasoning_deployment_and_is_noted_where_there_is_none
 def test_reasoning_tokens_are_recorded_and_priced_as_output(
     make_app: Callable[..., legato.App], db_url: str, stub_server: Callable[[bytes], Stub]
 ) -> None:
-    answer = {
-        "id": "c1", "object": "chat.completion", "created": 0, "model": "o4-mini",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "42"}}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 900, "total_tokens": 1000,
-                  "completion_tokens_details": {"reasoning_tokens": 880}},
-    }  # fmt: skip
-    stub = stub_server(json.dumps(answer).encode())
-    config = {
-        "providers": {"p": {"kind": "openai", "base_url": f"{stub.url}/v1", "api_key": KEY}},
-        "prices": {"p:o4-mini": {"input_per_mtok": "1", "output_per_mtok": "4"}},
-    }
+    usage = {"prompt_tokens": 100, "completion_tokens": 900, "total_tokens": 1000,
+             "completion_tokens_details": {"reasoning_tokens": 880}}  # fmt: skip
+    price = {"input_per_mtok": "1", "output_per_mtok": "4"}
+    config = canned_completion(stub_server, "o4-mini", "42", usage, price)
     app = make_app(config=parse_config(config))
 
     @app.workflow
