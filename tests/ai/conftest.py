@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +220,8 @@ class Stub:
 
     url: str
     requests: int = 0
+    #: the JSON body of every request received, in order
+    bodies: list[Any] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -233,7 +235,11 @@ def stub_server() -> Iterator[Callable[[bytes], Stub]]:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 stub.requests += 1
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                stub.bodies.append(
+                    json.loads(
+                        self.rfile.read(int(self.headers.get("content-length") or 0)) or b"null"
+                    )
+                )
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

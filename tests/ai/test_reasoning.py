@@ -4,6 +4,7 @@ a deployment has none, priced and budgeted as output, escalated by a cascade bef
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -192,3 +193,40 @@ def test_depths_are_checked_where_they_are_given(make_app: Callable[..., legato.
         return ""
 
     assert app.run(ask) == "reasoning must be at least 0 tokens, got -1"
+
+
+def test_an_anthropic_agent_sends_its_thinking_back_with_its_tool_calls(
+    make_app: Callable[..., legato.App], stub_server: Callable[[bytes], Stub]
+) -> None:
+    """With thinking on, Anthropic refuses a tool loop whose last assistant turn does not
+    begin with the thinking block it sent (signed): the agent keeps it and sends it back."""
+    thought = {"type": "thinking", "thinking": "Check the depot first.", "signature": "sig=="}
+    answer = {
+        "id": "m1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "stop_reason": "tool_use", "usage": {"input_tokens": 50, "output_tokens": 30},
+        "content": [thought, {"type": "tool_use", "id": "t1", "name": "depot",
+                              "input": {"city": "Oslo"}}],
+    }  # fmt: skip
+    stub = stub_server(json.dumps(answer).encode())
+    app = make_app(config=parse_config(
+        {"providers": {"a": {"kind": "anthropic", "base_url": stub.url, "api_key": KEY}}}
+    ))  # fmt: skip
+
+    @app.tool(risk="low")
+    def depot(city: str) -> str:
+        return "open"
+
+    agent = legato.Agent("planner", "a:claude-sonnet-4-5", "Plan.", tools=[depot],
+                         reasoning="low", max_steps=2)  # fmt: skip
+
+    @app.workflow
+    async def plan(ctx: legato.Context) -> str:
+        return (await agent.run(ctx, "Where?")).status
+
+    assert app.run(plan) == "max_steps"  # the stub asks for the tool every turn
+    first, second = stub.bodies
+    assert first["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    _, assistant, results = second["messages"]
+    assert assistant["content"][0] == thought  # first, exactly as it came
+    assert assistant["content"][1]["type"] == "tool_use"
+    assert results["content"][0]["type"] == "tool_result"

@@ -183,9 +183,9 @@ class Agent(Generic[T]):
                 )  # fmt: skip
             except BudgetExceeded as exc:
                 return self._end("budget", str(exc), step - 1, calls, spend)
-            messages.append(
-                Message(role="assistant", content=result.text, tool_calls=tuple(result.tool_calls))
-            )
+            messages.append(Message(role="assistant", content=result.text,
+                                    tool_calls=tuple(result.tool_calls),
+                                    thinking=tuple(result.thinking)))  # fmt: skip
             final = next((c for c in result.tool_calls if c.name == FINAL), None)
             if final is not None:
                 done, answer = self._final(final.arguments)

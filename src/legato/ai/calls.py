@@ -147,6 +147,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             cached=answered.cached,
             trimmed_messages=answered.trimmed,
             notes=list(tally.notes),
+            thinking=list(response.thinking),
         )
 
     async def accepts(self, result: LLMResult[Any]) -> bool:

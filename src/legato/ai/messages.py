@@ -41,6 +41,9 @@ class Message(_Frozen):
     #: a stable prefix ends here (a long document asked about again): providers that need
     #: marks to cache a prompt (Anthropic) are told to cache up to this message
     cache: bool = False
+    #: the provider's reasoning blocks of an assistant turn, as it sent them (opaque, signed):
+    #: sent back with the turn, as Anthropic requires in a tool loop with thinking on
+    thinking: tuple[dict[str, Any], ...] = ()
 
 
 class ToolSpec(_Frozen):
@@ -91,6 +94,8 @@ class ModelResponse(_Frozen):
     usage: Usage = Field(default_factory=Usage)
     model: str | None = None
     finish_reason: str | None = None
+    #: reasoning blocks to send back with this turn (see ``Message.thinking``)
+    thinking: tuple[dict[str, Any], ...] = ()
 
 
 class EmbeddingResponse(_Frozen):

@@ -66,6 +66,8 @@ class LLMResult(BaseModel, Generic[T]):
     trimmed_messages: int = 0
     #: what legato changed or left out on the way, e.g. a reasoning depth a deployment ignores
     notes: list[str] = Field(default_factory=list)
+    #: the provider's reasoning blocks, to send back with this turn (``Message.thinking``)
+    thinking: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EmbedResult(BaseModel):

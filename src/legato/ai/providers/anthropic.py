@@ -125,8 +125,13 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
             raise self._bad("the answer holds no content")
         text: list[str] = []
         calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
         for block in message.content:
-            if isinstance(block, anthropic.types.TextBlock):
+            if isinstance(
+                block, anthropic.types.ThinkingBlock | anthropic.types.RedactedThinkingBlock
+            ):
+                thinking.append(block.model_dump(mode="json", exclude_none=True))
+            elif isinstance(block, anthropic.types.TextBlock):
                 text.append(block.text or "")
             elif isinstance(block, anthropic.types.ToolUseBlock):
                 arguments = block.input
@@ -139,6 +144,7 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
             usage=_usage(message.usage),
             model=message.model,
             finish_reason=message.stop_reason,
+            thinking=tuple(thinking),
         )
 
 
@@ -195,8 +201,8 @@ def _turns(
                 last["content"].append(block)
             else:
                 turns.append({"role": "user", "content": [block]})
-        elif message.role == "assistant" and message.tool_calls:
-            blocks: list[dict[str, Any]] = []
+        elif message.role == "assistant" and (message.tool_calls or message.thinking):
+            blocks: list[dict[str, Any]] = [dict(b) for b in message.thinking]  # first, as sent
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             blocks.extend(
