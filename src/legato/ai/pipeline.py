@@ -5,10 +5,10 @@ recorded result and never calls or pays again. The router (routing.py) picks can
 goes through the stages below and comes back as an outcome value (outcomes.py), which the
 strategy reads to go on or stop. Per candidate:
 
-1. gate: a deployment that cannot serve the call, or whose circuit breaker (shared by every
-   worker through the store) is open or half-open with a probe in flight -> ``Skipped``;
+1. gate: a deployment that cannot serve the call -> ``Skipped``;
 2. data rules: redact for external providers; a forbidden class -> ``Skipped`` (an internal
-   deployment may still take it);
+   deployment may still take it); then the circuit breaker (shared by every worker through
+   the store): open, or half-open with another call's probe in flight -> ``Skipped``;
 3. prepare: the reasoning depth (dropped, with a note, where the deployment takes none), the
    operation's request (structured output, context trimming);
 4. cache: an identical request answered before -> ``Answered`` at no cost, no budget check;
@@ -236,12 +236,15 @@ class Call(Generic[R, T]):
 
     async def attempt(self, route: Route, deployment: str, depth: Reasoning | None) -> Outcome:
         model = self.models.get(deployment)
-        why = self.op.incapable(model) or await self._admit(deployment)
+        why = self.op.incapable(model)
         if why:
             return self._record(Skipped(deployment, why))
         governed = self._govern(model)
         if isinstance(governed, Skipped):
             return self._record(governed)
+        why = await self._admit(deployment)  # last: a half-open probe is taken to be sent
+        if why:
+            return self._record(Skipped(deployment, why))
         request, trimmed = self.op.prepare(model, self._deepen(model, governed, depth))
         rounds = self.op.rounds(route)
         for round_ in range(1, rounds + 1):
