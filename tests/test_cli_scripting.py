@@ -345,7 +345,7 @@ def test_legato_toml_errors_name_the_line_and_a_close_name(tmp_path: Path) -> No
     assert proc.stderr.splitlines() == [
         "error: legato.toml, line 4: providers.openai.timout: unknown field 'timout' (did you"
         " mean 'timeout'?); expected one of kind, base_url, api_key, api_key_env, headers,"
-        " timeout, external",
+        " timeout, external, prompt_cache",
         "legato.toml, line 7: budgets.run.on_breach: 'maybe' is not one of fail, downgrade,"
         " approve",
     ]

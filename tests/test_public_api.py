@@ -11,6 +11,7 @@ def test_exported_members() -> None:
         "ActionDenied",
         "Agent",
         "AgentResult",
+        "Compaction",
         "Budget",
         "BudgetExceeded",
         "Budgets",

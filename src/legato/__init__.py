@@ -35,7 +35,7 @@ from legato.errors import (
 )
 
 if TYPE_CHECKING:
-    from legato.agents import Agent, AgentResult
+    from legato.agents import Agent, AgentResult, Compaction
     from legato.ai.config import Budget, Budgets
     from legato.ai.messages import Message, ToolCall, ToolSpec
     from legato.ai.model import ModelError
@@ -65,6 +65,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Agent": "legato.agents",
     "AgentResult": "legato.agents",
+    "Compaction": "legato.agents",
     "App": "legato.app",
     "Approval": "legato.approvals",
     "Schedule": "legato.ops.schedules",
@@ -123,6 +124,7 @@ __all__ = [
     "Budgets",
     "ChildFailed",
     "Clock",
+    "Compaction",
     "ConfigurationError",
     "Context",
     "DataBlocked",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar,
 
 from legato.ai.calls import CallSpec
 from legato.ai.messages import Message, ToolSpec, as_messages
+from legato.ai.reasoning import Reasoning, checked
 from legato.ai.results import EmbedResult, LLMResult
 from legato.approvals import Decision
 from legato.durations import to_seconds
@@ -168,6 +169,7 @@ class Context:
         cache: bool | None = None,
         timeout: timedelta | float | None = None,
         evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+        reasoning: Reasoning | None = None,
     ) -> LLMResult[Any]: ...
 
     @overload
@@ -185,6 +187,7 @@ class Context:
         cache: bool | None = None,
         timeout: timedelta | float | None = None,
         evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+        reasoning: Reasoning | None = None,
     ) -> LLMResult[T]: ...
 
     async def llm(
@@ -201,6 +204,7 @@ class Context:
         cache: bool | None = None,
         timeout: timedelta | float | None = None,
         evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None,
+        reasoning: Reasoning | None = None,
     ) -> LLMResult[Any]:
         """Call a model: ``model`` is an alias (``fast``, ``strong``, ...) or
         ``provider:model``. Journaled: replay returns the recorded result and pays nothing.
@@ -212,7 +216,10 @@ class Context:
         :class:`legato.Agent` runs them through the policy gate). Budgets are checked before
         every request; a breach fails (:class:`legato.BudgetExceeded`), downgrades, or parks
         the run on an approval to raise the limit, as configured. ``evaluator`` (cascade
-        strategy) rejects an answer to escalate to the next candidate.
+        strategy) rejects an answer to escalate to the next candidate. ``reasoning``
+        (``"none"``, ``"low"``, ``"medium"``, ``"high"`` or a number of thinking tokens) sets
+        how hard the model may think, over the alias's own depth; a deployment without a
+        reasoning control is sent none, and ``result.notes`` says so.
         """
         if max_tokens is not None and max_tokens < 1:
             raise ConfigurationError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -227,6 +234,7 @@ class Context:
             stream=stream,
             timeout=None if timeout is None else to_seconds(timeout, "timeout"),
             evaluator=evaluator,
+            reasoning=None if reasoning is None else checked(reasoning),
         )
         return await self._execution.llm(spec, cache)
 

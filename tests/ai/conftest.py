@@ -278,3 +278,22 @@ def fake_server() -> Iterator[Callable[[Answer], Stub]]:
 def stub_server(fake_server: Callable[[Answer], Stub]) -> Callable[[bytes], Stub]:
     """``stub_server(body)``: a server answering every POST with 200 and ``body`` (as JSON)."""
     return lambda body: fake_server(lambda _: (200, body))
+
+
+def canned_completion(
+    stub_server: Callable[[bytes], Stub], model: str, text: str, usage: dict[str, Any],
+    price: dict[str, str],
+) -> dict[str, Any]:  # fmt: skip
+    """Config for provider ``p``: a server answering every chat request with ``text`` and the
+    OpenAI ``usage`` given, and ``price`` for ``p:<model>`` (for usage a test can choose)."""
+    answer = {
+        "id": "c1", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": usage,
+    }  # fmt: skip
+    stub = stub_server(json.dumps(answer).encode())
+    return {
+        "providers": {"p": {"kind": "openai", "base_url": f"{stub.url}/v1", "api_key": KEY}},
+        "prices": {f"p:{model}": price},
+    }

@@ -97,7 +97,8 @@ def test_agent_budget_stops_it(make_app: Callable[..., legato.App]) -> None:
         result = await agent.run(ctx, "go")
         return [result.status, result.steps, result.reason]
 
-    assert app.run(loop) == ["budget", 2, "agent 'spender' used its 2 model calls"]
+    refused = "2 of 2 model calls used; the call to scripted:scripted was not sent"
+    assert app.run(loop) == ["budget", 2, f"agent 'spender' budget: {refused}"]
     assert model.calls == 2
 
 

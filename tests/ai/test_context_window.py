@@ -3,6 +3,7 @@ properties over random conversations."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -277,3 +278,23 @@ def test_a_character_counter_works_too(messages: list[Message], limit: int) -> N
     recount = MESSAGE_OVERHEAD + chars("be brief")
     recount += sum(message_tokens(m, chars) for m in result.messages)
     assert result.tokens == recount <= limit
+
+
+def test_trimming_in_blocks_keeps_the_prompt_start_while_the_conversation_grows() -> None:
+    """An agent's next turn appends to the conversation: dropping turns one by one would change
+    the prompt's start on every turn (a prompt-cache miss); in blocks it stays until the next
+    block must go."""
+    chat = [user("task", 20)]
+    for i in range(40):
+        chat += [assistant(f"a{i}"), user(f"u{i}")]
+    limit = 300
+    starts = []
+    for turns in range(10, len(chat), 2):
+        kept = trim(chat[:turns], system=None, limit=limit, count=words, block=100).messages
+        assert cost(kept) <= limit and kept[0] == chat[0]
+        starts.append(kept[1])  # what follows the task: where the dropped turns were
+    changes = sum(a != b for a, b in itertools.pairwise(starts))
+    assert changes <= len(starts) // 4  # one by one, it changes at nearly every turn
+    one_by_one = [trim(chat[:t], system=None, limit=limit, count=words).messages[1]
+                  for t in range(10, len(chat), 2)]  # fmt: skip
+    assert sum(a != b for a, b in itertools.pairwise(one_by_one)) > changes * 3

@@ -8,12 +8,14 @@ says to do (fail, downgrade, ask a person) and the facts a person or an error ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from legato.ai import tokens
 from legato.ai.results import usd
+from legato.store.usage import UsageTotals
 from legato.timestamps import format_timestamp
 
 if TYPE_CHECKING:
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from legato.ai.usage import Cost
     from legato.clock import Clock
     from legato.store.base import UsageStore
-    from legato.store.usage import UsageTotals
 
 _NANO = Decimal(1_000_000_000)
 
@@ -35,11 +36,12 @@ class Spender(Protocol):
     run_id: str
     workflow: str
     tenant: str | None
-    clock: Clock
-    budgets: Budgets
 
     @property
     def store(self) -> UsageStore: ...
+
+    clock: Clock
+    budgets: Budgets
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +60,23 @@ def day(clock: Clock) -> str:
     return format_timestamp(clock.now(), "day")
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A limit of the caller's own, checked like the configured ones before each request: an
+    agent's budget, and what the agent has spent of it so far. Its breach fails the call or,
+    with ``on_breach = "downgrade"``, downgrades it (no one is asked to raise it)."""
+
+    scope: str  # how messages name it: "agent 'reader'"
+    budget: Budget
+    spent: UsageTotals
+
+
 async def check(
     env: Spender,
     model: Model,
     request: ModelRequest,
     pricing: Pricing,
+    allowances: Sequence[Allowance] = (),
     *,
     prompt_tokens: int | None = None,
 ) -> Overrun | None:
@@ -70,30 +84,26 @@ async def check(
 
     The bound: what the scope spent (reported usage) plus this request's worst case, its
     prompt (``prompt_tokens``: the estimate with the chat template's tokens, else
-    :func:`tokens.estimate_request`) and its output cap (:func:`tokens.max_output`). The
-    request is sent only when that stays within every limit, so spending stays within a
-    limit as long as the prompt estimate is not below what the server counts: exact for
-    OpenAI's models, an estimate that errs high for the rest (see tokens.py).
+    :func:`tokens.estimate_request`) and its output cap (:func:`tokens.max_output`, with any
+    reasoning allowance). The request is sent only when that stays within every limit, so
+    spending stays within a limit as long as the prompt estimate is not below what the server
+    counts: exact for OpenAI's models, an estimate that errs high for the rest (see tokens.py).
     """
     scopes = env.budgets.scopes()
-    if not scopes:
+    if not scopes and not allowances:
         return None
     est_in = (
         tokens.estimate_request(request, model.name) if prompt_tokens is None else prompt_tokens
     )
     est_out = tokens.max_output(request, model.capabilities)
     estimate = pricing.estimate(est_in, est_out)
-    for scope, budget in scopes:
-        filters: dict[str, str]
-        if scope == "run":
-            filters = {"run_id": env.run_id}
-        elif scope == "workflow_day":
-            filters = {"workflow": env.workflow, "day": day(env.clock)}
-        else:
-            if env.tenant is None:
-                continue
-            filters = {"tenant": env.tenant, "day": day(env.clock)}
-        spent = await env.store.usage_totals(**filters)
+    limits: list[tuple[str, Budget, UsageTotals | None]]
+    limits = [(scope, budget, None) for scope, budget in scopes]
+    limits += [(a.scope, a.budget, a.spent) for a in allowances]
+    for scope, budget, known in limits:
+        spent = known if known is not None else await _spent(env, scope)
+        if spent is None:
+            continue
         problem = _problem(budget, spent, est_in + est_out, estimate)
         if problem is None:
             continue
@@ -109,9 +119,20 @@ async def check(
         return Overrun(
             scope, f"{scope} budget: {problem}; the call to {model.id} was not sent", details,
             downgrade_to=budget.downgrade_to if budget.on_breach == "downgrade" else None,
-            approve=budget.on_breach == "approve",
+            approve=budget.on_breach == "approve" and known is None,
         )  # fmt: skip
     return None
+
+
+async def _spent(env: Spender, scope: str) -> UsageTotals | None:
+    """What a configured scope has spent, from the usage rows (None: it does not apply)."""
+    if scope == "run":
+        return await env.store.usage_totals(run_id=env.run_id)
+    if scope == "workflow_day":
+        return await env.store.usage_totals(workflow=env.workflow, day=day(env.clock))
+    if env.tenant is None:
+        return None
+    return await env.store.usage_totals(tenant=env.tenant, day=day(env.clock))
 
 
 def _problem(budget: Budget, spent: UsageTotals, est_tokens: int, estimate: Cost) -> str | None:

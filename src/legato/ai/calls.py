@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from legato.ai import structured, tokens
+from legato.ai.budgets import Allowance
 from legato.ai.context_window import trim
 from legato.ai.learned import Known
 from legato.ai.messages import EmbeddingResponse, Message, ModelRequest, ModelResponse, ToolSpec
 from legato.ai.model import Model
 from legato.ai.outcomes import Answered, Tally
 from legato.ai.pipeline import Call, CallEnv, Operation
+from legato.ai.reasoning import Reasoning
 from legato.ai.registry import Models, Route
 from legato.ai.results import EmbedResult, LLMResult, Routing
 
@@ -37,6 +39,9 @@ class CallSpec:
     stream: bool = False
     timeout: float | None = None
     evaluator: Callable[[LLMResult[Any]], bool | Awaitable[bool]] | None = None
+    reasoning: Reasoning | None = None
+    #: limits of the caller's own (an agent's budget), checked before every request
+    allowances: tuple[Allowance, ...] = ()
 
 
 async def complete(models: Models, env: CallEnv, spec: CallSpec) -> LLMResult[Any]:
@@ -53,6 +58,7 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
     """A chat request: tools, structured output with repairs, trimming, the response cache."""
 
     kind = "chat"
+    reasons = True
     subject = "the prompt holds"
     answered = "answered"
 
@@ -60,8 +66,10 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
         super().__init__(ModelRequest(
             messages=spec.messages, system=spec.system, tools=spec.tools,
             temperature=spec.temperature, max_tokens=spec.max_tokens, stream=spec.stream,
+            reasoning=spec.reasoning,
         ))  # fmt: skip
         self.spec = spec
+        self.allowances = spec.allowances
 
     def incapable(self, model: Model, needed: int | None = None) -> str | None:
         caps = model.capabilities
@@ -92,8 +100,10 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
         def count(text: str) -> int:
             return tokens.estimate_tokens(text, model.name)
 
+        # a block of a quarter of the room: an agent's next turns keep the same prompt start
+        block = max((caps.context_window - reserve) // 4, 1)
         trimmed = trim(request.messages, system=request.system, limit=caps.context_window,
-                       count=count, reserve=reserve)  # fmt: skip
+                       count=count, reserve=reserve, block=block)  # fmt: skip
         return request.model_copy(update={"messages": tuple(trimmed.messages)}), trimmed.dropped
 
     def estimate(self, model: Model, request: ModelRequest, known: Known) -> int:
@@ -151,6 +161,8 @@ class _Chat(Operation[ModelResponse, LLMResult[Any]]):
             finish_reason=response.finish_reason,
             cached=answered.cached,
             trimmed_messages=answered.trimmed,
+            notes=list(tally.notes),
+            thinking=list(response.thinking),
         )
 
     async def accepts(self, result: LLMResult[Any]) -> bool:

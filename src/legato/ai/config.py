@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from legato.ai.prices import Price
+from legato.ai.reasoning import Reasoning, checked
 from legato.durations import positive_duration
 from legato.errors import ConfigurationError
 from legato.field_errors import Loc, explain
@@ -65,6 +66,7 @@ class ProviderConfig(_Config):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: float = 60.0
     external: bool | None = None
+    prompt_cache: bool = True
 
 
 class AliasConfig(_Config):
@@ -72,6 +74,27 @@ class AliasConfig(_Config):
     strategy: Strategy = "fallback"
     #: rounds of "your output failed validation, here is why" before giving up on a candidate
     repairs: int = Field(default=2, ge=0, le=10)
+    #: the reasoning depth of calls through this alias; a list, with the cascade strategy,
+    #: is tried in order on each candidate before the next (cheap -> deeper -> stronger)
+    reasoning: Reasoning | list[Reasoning] | None = None
+
+    @field_validator("reasoning", mode="before")
+    @classmethod
+    def _depths(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [] if value is None else [value]
+        try:
+            for item in values:
+                checked(item)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        if isinstance(value, list) and not value:
+            raise ValueError("reasoning: give at least one depth, or leave it out")
+        return value
+
+    def depths(self) -> tuple[Reasoning, ...]:
+        if self.reasoning is None:
+            return ()
+        return tuple(self.reasoning) if isinstance(self.reasoning, list) else (self.reasoning,)
 
     @field_validator("candidates")
     @classmethod
@@ -95,6 +118,7 @@ class DeploymentConfig(_Config):
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
+    reasoning: bool | None = None
 
 
 class Budget(_Config):
@@ -137,7 +161,8 @@ class CacheConfig(_Config):
 
 
 class BreakerConfig(_Config):
-    """Per deployment, per worker process: open after ``failures`` in a row, for ``cooldown``."""
+    """Per deployment, shared by every worker through the store: open after ``failures`` in
+    a row, for ``cooldown``; then one probe call decides (see ``legato.ai.breakers``)."""
 
     failures: int = Field(default=3, ge=1)
     cooldown: Duration = timedelta(seconds=30)

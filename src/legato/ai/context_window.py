@@ -6,6 +6,10 @@ assistant turn that asks for tools and the tool messages answering it are one un
 dropped together, so no tool result is ever left without the call it answers. Messages with
 the role ``system`` are kept like the system prompt.
 
+:func:`compactable` splits a conversation for compaction instead (an agent's option, see
+``legato.Compaction``): the first user message and the latest turns stay, the turns between
+go to a cheap model as a :func:`transcript` and come back as one summary.
+
 If what must be kept does not fit on its own, the longest kept text (never the system
 prompt) loses its middle to a marker, ``[... N tokens trimmed ...]``, then the next longest,
 and so on. Only a system prompt that alone exceeds the room raises ``ConfigurationError``
@@ -59,10 +63,14 @@ def trim(
     limit: int,
     count: TokenCounter,
     reserve: int = 0,
+    block: int = 0,
 ) -> Trimmed:
     """The messages that fit in ``limit - reserve`` tokens with the system prompt.
 
     ``reserve`` is room kept free, for the answer. See the module docstring for what is kept.
+    With ``block``, older turns go in blocks of that many tokens counted from the oldest, so
+    the next, longer request of the same conversation drops the same turns (its prompt
+    begins the same, which providers' prompt caches need) until another block must go.
     """
     room = limit - reserve
     if room < 0:
@@ -81,12 +89,17 @@ def trim(
     kept = [True] * len(units)
     pinned = _pinned(units)
     total = fixed + sum(costs)
+    excess = total - room
+    if block > 0 and excess > 0:  # whole blocks: the cut moves only when a block must go
+        excess = -(-excess // block) * block
+    dropped_tokens = 0
     for i in range(len(units)):  # oldest first
-        if total <= room:
+        if dropped_tokens >= excess:
             break
         if i not in pinned:
             kept[i] = False
-            total -= costs[i]
+            dropped_tokens += costs[i]
+    total -= dropped_tokens
     out = [m for unit, keep in zip(units, kept, strict=True) for m in (unit if keep else ())]
     dropped = len(messages) - len(out)
     truncated = False
@@ -94,6 +107,47 @@ def trim(
         out, total = _truncate(out, total - room, count, room)
         truncated = True
     return Trimmed(messages=tuple(out), dropped=dropped, truncated=truncated, tokens=total)
+
+
+def compactable(
+    messages: Sequence[Message], keep: int
+) -> tuple[list[Message], list[Message], list[Message]] | None:
+    """``(head, older, latest)``: what compaction keeps before the summary (system messages
+    and the first user message, the task), the turns a summary may replace, and the latest
+    ``keep`` turns (a tool call and its results are one turn). None: nothing to compact."""
+    units = _units(messages)
+    first_user = next((i for i, unit in enumerate(units) if unit[0].role == "user"), None)
+    if first_user is None:
+        return None
+    start = max(first_user + 1, len(units) - keep)
+    middle = units[first_user + 1 : start]
+    if not any(unit[0].role != "system" for unit in middle):
+        return None
+    head = [*units[: first_user + 1], *(u for u in middle if u[0].role == "system")]
+    older = [u for u in middle if u[0].role != "system"]
+    return _flat(head), _flat(older), _flat(units[start:])
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """Turns as plain text for a model to summarize: who said what, which tools were called
+    with which arguments, and what they returned."""
+    lines: list[str] = []
+    for message in messages:
+        if message.role == "tool":
+            lines.append(
+                f"tool {message.name or ''} returned: {message.content}".replace("  ", " ")
+            )
+            continue
+        if message.content:
+            lines.append(f"{message.role}: {message.content}")
+        for call in message.tool_calls:
+            arguments = json.dumps(call.arguments, ensure_ascii=False, sort_keys=True)
+            lines.append(f"{message.role} called {call.name} with {arguments}")
+    return "\n".join(lines)
+
+
+def _flat(units: Sequence[Sequence[Message]]) -> list[Message]:
+    return [m for unit in units for m in unit]
 
 
 def _units(messages: Sequence[Message]) -> list[list[Message]]:

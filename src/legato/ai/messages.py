@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from legato.ai.reasoning import Reasoning
 from legato.ai.usage import Usage
 from legato.errors import ConfigurationError
 
@@ -37,6 +38,12 @@ class Message(_Frozen):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    #: a stable prefix ends here (a long document asked about again): providers that need
+    #: marks to cache a prompt (Anthropic) are told to cache up to this message
+    cache: bool = False
+    #: the provider's reasoning blocks of an assistant turn, as it sent them (opaque, signed):
+    #: sent back with the turn, as Anthropic requires in a tool loop with thinking on
+    thinking: tuple[dict[str, Any], ...] = ()
 
 
 class ToolSpec(_Frozen):
@@ -76,6 +83,8 @@ class ModelRequest(_Frozen):
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = False
+    #: how hard the model may think (see legato.ai.reasoning); None: the provider's default
+    reasoning: Reasoning | None = None
 
 
 class ModelResponse(_Frozen):
@@ -86,6 +95,8 @@ class ModelResponse(_Frozen):
     usage: Usage = Field(default_factory=Usage)
     model: str | None = None
     finish_reason: str | None = None
+    #: reasoning blocks to send back with this turn (see ``Message.thinking``)
+    thinking: tuple[dict[str, Any], ...] = ()
 
 
 class EmbeddingResponse(_Frozen):

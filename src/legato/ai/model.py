@@ -81,6 +81,8 @@ class Capabilities:
     max_tokens_param: str | None = None
     context_window: int = 128_000
     max_output_tokens: int | None = None
+    #: the deployment takes a reasoning depth (OpenAI reasoning_effort, Anthropic thinking)
+    reasoning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class ProviderSettings:
     timeout: float = 60.0
     #: text sent here leaves the organisation: data rules redact before it goes
     external: bool = True
+    #: mark stable prompt prefixes for caching where the protocol needs marks (Anthropic)
+    prompt_cache: bool = True
 
     def key(self, *, required: bool = True) -> str | None:
         """The API key, or a :class:`ModelError` of kind ``auth`` naming where to set it."""

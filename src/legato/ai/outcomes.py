@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from legato.ai.messages import EmbeddingResponse, ModelRequest, ModelResponse
 from legato.ai.model import ModelError
+from legato.ai.reasoning import Reasoning
 from legato.ai.results import Attempt
 from legato.ai.usage import Cost, Usage
 
@@ -97,12 +98,13 @@ class Answered(Generic[R]):
             deployment=self.deployment, outcome="cached" if self.cached else "ok",
             reason="from the response cache" if self.cached else "",
             usage=self.usage, cost=self.cost, latency_ms=self.latency_ms,
+            reasoning=self.request.reasoning,
         )  # fmt: skip
 
     def rejected(self, reason: str, wanted: str = "output") -> Rejected:
         return Rejected(
             deployment=self.deployment, reason=reason, wanted=wanted, usage=self.usage,
-            cost=self.cost, latency_ms=self.latency_ms,
+            cost=self.cost, latency_ms=self.latency_ms, reasoning=self.request.reasoning,
         )  # fmt: skip
 
 
@@ -118,11 +120,13 @@ class Rejected:
     cost: Cost
     latency_ms: int
     escalated: bool = False
+    reasoning: Reasoning | None = None
 
     def attempt(self) -> Attempt:
         return Attempt(
             deployment=self.deployment, outcome="escalated" if self.escalated else "invalid",
             reason=self.reason, usage=self.usage, cost=self.cost, latency_ms=self.latency_ms,
+            reasoning=self.reasoning,
         )  # fmt: skip
 
 
@@ -138,9 +142,15 @@ class Tally:
 
     records: list[Record] = field(default_factory=list)
     redacted: dict[str, int] = field(default_factory=dict)
+    #: what was changed or left out on the way (journaled with the result), once each
+    notes: list[str] = field(default_factory=list)
 
     def add(self, record: Record) -> None:
         self.records.append(record)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def escalate(self, rejected: Rejected) -> None:
         """A cascade moved on from ``rejected``: the candidate's last attempt (its answer)

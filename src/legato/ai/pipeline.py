@@ -5,11 +5,13 @@ recorded result and never calls or pays again. The router (routing.py) picks can
 goes through the stages below and comes back as an outcome value (outcomes.py), which the
 strategy reads to go on or stop. Per candidate:
 
-1. gate: an open circuit breaker or a deployment that cannot serve the call -> ``Skipped``;
+1. gate: a deployment that cannot serve the call -> ``Skipped``;
 2. data rules: redact for external providers; a forbidden class -> ``Skipped`` (an internal
-   deployment may still take it);
-3. prepare: the operation's request (structured output the way the deployment is known to
-   take it, context trimming);
+   deployment may still take it); then the circuit breaker (shared by every worker through
+   the store): open, or half-open with another call's probe in flight -> ``Skipped``;
+3. prepare: the reasoning depth (dropped, with a note, where the deployment takes none), the
+   operation's request (structured output the way the deployment is known to take it,
+   context trimming);
 4. cache: an identical request answered before -> ``Answered`` at no cost, no budget check;
 5. budget: a request that would pass a limit is not sent -> ``OverBudget``;
 6. call: the request (SDK retries off); a provider error -> ``Failed``; a feature the server
@@ -54,6 +56,7 @@ from legato.ai.outcomes import (
     Skipped,
     Tally,
 )
+from legato.ai.reasoning import Reasoning
 from legato.ai.registry import Models, Route
 from legato.ai.results import (
     BudgetExceeded,
@@ -70,10 +73,11 @@ from legato.store.usage import UsageRecord
 if TYPE_CHECKING:
     from legato.clock import Clock
     from legato.governance.data_rules import DataRules
-    from legato.store.base import DeploymentStore, UsageStore
+    from legato.store.base import DeploymentStore, ModelStore
 
-    class CallStore(UsageStore, DeploymentStore, Protocol):
-        """What a call writes: usage rows, cached answers, what it learned of deployments."""
+    class CallStore(ModelStore, DeploymentStore, Protocol):
+        """What a call writes: usage rows, cached answers, breakers, what it learned of
+        deployments."""
 
 
 log = logging.getLogger("legato.ai")
@@ -104,6 +108,9 @@ class Operation(ABC, Generic[R, T]):
     are a call whose answers are taken as they come: no preparation, cache or validation."""
 
     kind: ClassVar[str]  # the usage rows' kind
+    reasons: ClassVar[bool] = False  # takes a reasoning depth
+    #: the caller's own limits (an agent's budget), checked with the configured ones
+    allowances: tuple[budgets.Allowance, ...] = ()
     subject: ClassVar[str]  # "the prompt holds", for data-rule messages
     answered: ClassVar[str]  # "answered", for "no candidate of 'x' answered"
 
@@ -166,6 +173,8 @@ class Call(Generic[R, T]):
         self.op = op
         self.ref = ref
         self.tally = Tally()
+        #: deployments whose breaker holds failures in the store: a success clears them
+        self._failing: set[str] = set()
 
     async def run(self) -> T:
         """The result, or the error that says why there is none."""
@@ -241,19 +250,31 @@ class Call(Generic[R, T]):
     async def accepts(self, route: Route, answered: Answered[R]) -> bool:
         return await self.op.accepts(self.op.result(route, answered, self.tally))
 
-    async def attempt(self, route: Route, deployment: str) -> Outcome:
+    def depths(self, route: Route, deployment: str, escalate: bool) -> list[Reasoning | None]:
+        """The call's own depth; else the alias's first, or all of them when escalating; one
+        where the deployment has no reasoning control (every depth would be the same call)."""
+        if not self.op.reasons:
+            return [None]
+        if self.op.draft.reasoning is not None:
+            return [self.op.draft.reasoning]
+        depths: list[Reasoning | None] = list(route.reasoning) or [None]
+        if not escalate or not self.models.get(deployment).capabilities.reasoning:
+            return depths[:1]
+        return depths
+
+    async def attempt(self, route: Route, deployment: str, depth: Reasoning | None) -> Outcome:
         model = self.models.get(deployment)
-        why = self.models.breakers.check(deployment)
-        if why and (last := self.models.learned.last_failure(deployment)):
-            why = f"{why}; the last one: {last}"
-        why = why or self.op.incapable(model)
+        why = self.op.incapable(model)
         if why:
             return self._record(Skipped(deployment, why))
         governed = self._govern(model)
         if isinstance(governed, Skipped):
             return self._record(governed)
+        why = await self._admit(deployment)  # last: a half-open probe is taken to be sent
+        if why:
+            return self._record(Skipped(deployment, why))
         known = await self.models.learned.known(self.env.store, model.id)
-        request, trimmed = self.op.prepare(model, governed, known)
+        request, trimmed = self.op.prepare(model, self._deepen(model, governed, depth), known)
         rounds, round_ = self.op.rounds(route), 1
         while True:
             sent = await self._send(route, model, request, known)
@@ -264,7 +285,7 @@ class Call(Generic[R, T]):
                     self.env.store, model.id, sent.error.feature or "", sent.error.detail,
                     self.env.clock.now(),
                 )  # fmt: skip
-                again, trimmed = self.op.prepare(model, governed, known)
+                again, trimmed = self.op.prepare(model, self._deepen(model, governed, depth), known)
                 if again.output == request.output:
                     return sent  # no other way to ask
                 request = again
@@ -282,6 +303,31 @@ class Call(Generic[R, T]):
             round_ += 1
 
     # -- the stages ---------------------------------------------------------------------------
+
+    def _deepen(self, model: Model, request: ModelRequest, depth: Reasoning | None) -> ModelRequest:
+        """The request at reasoning ``depth``, where the deployment takes one (else a note)."""
+        if depth is not None and not model.capabilities.reasoning:
+            self.tally.note(
+                f"{model.id} takes no reasoning depth: reasoning={depth!r} was not sent"
+            )
+            depth = None
+        return (
+            request
+            if request.reasoning == depth
+            else request.model_copy(update={"reasoning": depth})
+        )
+
+    async def _admit(self, deployment: str) -> str | None:
+        """The circuit breaker: why ``deployment`` is skipped now, or None."""
+        admission = await self.models.breakers.admit(
+            self.env.store, deployment, self.env.clock.now()
+        )
+        if admission.tracked:
+            self._failing.add(deployment)
+        why = admission.refused
+        if why and (last := self.models.learned.last_failure(deployment)):
+            why = f"{why}; the last one: {last}"
+        return why
 
     def _govern(self, model: Model) -> ModelRequest | Skipped:
         """Data rules: redact what may not leave for an external provider, or refuse."""
@@ -317,20 +363,26 @@ class Call(Generic[R, T]):
                                 cache_key=key)  # fmt: skip
         pricing = self.models.pricing(model)
         estimated = self.op.estimate(model, request, known)
-        overrun = await budgets.check(self.env, model, request, pricing, prompt_tokens=estimated)
+        overrun = await budgets.check(
+            self.env, model, request, pricing, self.op.allowances, prompt_tokens=estimated
+        )
         if overrun is not None:
             return OverBudget(model.id, overrun)
         try:
             response = await self.op.send(model, request)
         except ModelError as exc:
             if exc.transient or exc.kind == "bad_response":
-                self.models.breakers.failure(model.id)
+                await self.models.breakers.failure(self.env.store, model.id, self.env.clock.now())
+                self._failing.add(model.id)
                 self.models.learned.failed(model.id, str(exc))
             return Failed(model.id, exc)
-        self.models.breakers.success(model.id)
         latency = _ms(started)
+        if model.id in self._failing:
+            self._failing.discard(model.id)
+            await self.models.breakers.success(self.env.store, model.id)
         cost = pricing.price(response.usage)
-        await self._account(route, model, response.usage, cost, cached=False)
+        saved = pricing.cache_saving(response.usage, cost)
+        await self._account(route, model, response.usage, cost, cached=False, saved=saved)
         reported = response.usage.input_tokens
         if reported and self.op.measures_template(request):
             await self.models.learned.measured(
@@ -341,8 +393,9 @@ class Call(Generic[R, T]):
                         estimated=estimated)  # fmt: skip
 
     async def _account(
-        self, route: Route, model: Model, usage: Usage, cost: Cost, *, cached: bool
-    ) -> None:
+        self, route: Route, model: Model, usage: Usage, cost: Cost, *, cached: bool,
+        saved: Decimal | None = Decimal(0),
+    ) -> None:  # fmt: skip
         """A usage row, written as soon as the request returns: it is paid for."""
         env = self.env
         await env.store.record_usage([
@@ -355,7 +408,7 @@ class Call(Generic[R, T]):
                 reasoning_tokens=usage.reasoning_tokens, requests=max(usage.requests, 1),
                 cost_nanousd=cost.nanousd, cost_usd=None if cost.usd is None else str(cost.usd),
                 price_version=cost.price_version, cache_hit=cached, at=env.clock.now(),
-                day=budgets.day(env.clock),
+                day=budgets.day(env.clock), cache_saved_nanousd=Cost(usd=saved).nanousd,
             )
         ])  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Deployments and aliases: which models exist, how to reach them, and circuit breakers.
+"""Deployments and aliases: which models exist, how to reach them, their circuit breakers.
 
 ``app.models`` is one of these. Deployments are named ``provider:model`` and built on first
 use from the provider's settings (legato.toml and environment); models made in Python (a
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from legato.ai.breakers import Breakers
 from legato.ai.config import KINDS, AIConfig, AliasConfig, DeploymentConfig, Strategy
 from legato.ai.learned import Learned
 from legato.ai.model import Capabilities, Model, ProviderSettings
+from legato.ai.reasoning import Reasoning, known_to_reason
 from legato.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class Route:
     strategy: Strategy
     repairs: int
     candidates: tuple[str, ...]
+    #: the alias's reasoning depths: the first for every call, all of them in a cascade
+    reasoning: tuple[Reasoning, ...] = ()
 
 
 class Pricing:
@@ -63,51 +67,14 @@ class Pricing:
     def estimate(self, input_tokens: int, output_tokens: int) -> Cost:
         return self.table.estimate(self.key, input_tokens, output_tokens, official=self.official)
 
-
-class Breakers:
-    """A circuit breaker per deployment, per process: after ``failures`` transient errors in a
-    row the deployment is skipped for ``cooldown`` seconds, then one trial call is let through.
-    """
-
-    def __init__(self, failures: int, cooldown: float) -> None:
-        self.failures = failures
-        self.cooldown = cooldown
-        self._lock = threading.Lock()
-        self._count: dict[str, int] = {}
-        self._open_until: dict[str, float] = {}
-
-    def check(self, deployment: str, now: float | None = None) -> str | None:
-        """None when a call may go; else why not."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            until = self._open_until.get(deployment)
-            if until is None:
-                return None
-            if now < until:
-                return (
-                    f"circuit open after {self._count.get(deployment, 0)} failures in a row"
-                    f" ({until - now:.1f}s of cooldown left)"
-                )
-            # half-open: calls go through; the next failure opens it again at once (the count
-            # is still past the limit), a success closes it
-            return None
-
-    def failure(self, deployment: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            count = self._count.get(deployment, 0) + 1
-            self._count[deployment] = count
-            if count >= self.failures:
-                self._open_until[deployment] = now + self.cooldown
-
-    def success(self, deployment: str) -> None:
-        with self._lock:
-            self._count.pop(deployment, None)
-            self._open_until.pop(deployment, None)
-
-    def state(self, deployment: str) -> str:
-        with self._lock:
-            return "open" if deployment in self._open_until else "closed"
+    def cache_saving(self, usage: Usage, cost: Cost) -> Decimal | None:
+        """What the prompt cache saved on ``usage`` (costing ``cost``) against the same prompt
+        at the full input price: negative when cache writes cost more than reads saved."""
+        if not usage.cached_input_tokens and not usage.cache_write_tokens:
+            return Decimal(0)
+        uncached = usage.model_copy(update={"cached_input_tokens": 0, "cache_write_tokens": 0})
+        full = self.price(uncached).usd
+        return None if full is None or cost.usd is None else full - cost.usd
 
 
 class Models:
@@ -133,13 +100,18 @@ class Models:
 
     def alias(
         self, name: str, candidates: Sequence[str], *, strategy: Strategy = "fallback",
-        repairs: int = 2,
+        repairs: int = 2, reasoning: Reasoning | Sequence[Reasoning] | None = None,
     ) -> None:  # fmt: skip
-        """Make ``name`` mean these candidates, tried per ``strategy``."""
+        """Make ``name`` mean these candidates, tried per ``strategy``, at the reasoning
+        depth(s) given (several: a cascade tries each on a candidate before the next)."""
         if ":" in name:
             raise ConfigurationError(f"an alias may not contain ':', got {name!r}")
+        depths = (
+            reasoning if reasoning is None or isinstance(reasoning, str | int) else [*reasoning]
+        )
         try:
-            config = AliasConfig(candidates=list(candidates), strategy=strategy, repairs=repairs)
+            config = AliasConfig(candidates=list(candidates), strategy=strategy,
+                                 repairs=repairs, reasoning=depths)  # fmt: skip
         except ValueError as exc:
             raise ConfigurationError(f"alias {name!r}: {exc}") from None
         with self._lock:
@@ -158,7 +130,8 @@ class Models:
         if alias is not None:
             for candidate in alias.candidates:
                 self._check_provider(candidate)
-            return Route(ref, ref, alias.strategy, alias.repairs, tuple(alias.candidates))
+            return Route(ref, ref, alias.strategy, alias.repairs, tuple(alias.candidates),
+                         alias.depths())  # fmt: skip
         if ":" in ref:
             self._check_provider(ref)
             return Route(ref, None, "fallback", 2, (ref,))
@@ -202,14 +175,16 @@ class Models:
             headers=tuple(sorted((conf.headers if conf else {}).items())),
             timeout=conf.timeout if conf else 60.0,
             external=(conf.external if conf and conf.external is not None else kind != "local"),
+            prompt_cache=conf.prompt_cache if conf else True,
         )
 
     def capabilities(self, deployment: str, kind: str) -> Capabilities:
         base = _KIND_CAPABILITIES.get(kind, Capabilities())
+        name = deployment.split(":", 1)[-1]
+        base = replace(base, reasoning=known_to_reason(kind, name))
         if kind == "anthropic":
             from legato.ai.providers.anthropic import native_output
 
-            name = deployment.split(":", 1)[-1]
             base = replace(base, native_output=native_output(name))
         conf: DeploymentConfig | None = self.config.deployments.get(deployment)
         if conf is None:

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from legato.ai.messages import ToolCall
+from legato.ai.reasoning import Reasoning
 from legato.ai.usage import Cost, Usage
 from legato.errors import LegatoError
 
@@ -27,6 +28,8 @@ class Attempt(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost: Cost = Field(default_factory=Cost)
     latency_ms: int | None = None
+    #: the reasoning depth sent (None: none was)
+    reasoning: Reasoning | None = None
 
 
 class Routing(BaseModel):
@@ -65,6 +68,10 @@ class LLMResult(BaseModel, Generic[T]):
     finish_reason: str | None = None
     cached: bool = False
     trimmed_messages: int = 0
+    #: what legato changed or left out on the way, e.g. a reasoning depth a deployment ignores
+    notes: list[str] = Field(default_factory=list)
+    #: the provider's reasoning blocks, to send back with this turn (``Message.thinking``)
+    thinking: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EmbedResult(BaseModel):

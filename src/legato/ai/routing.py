@@ -7,7 +7,9 @@ compose (like Pydantic AI's ``FallbackModel`` wraps models):
 - ``fallback``: candidates in order; skips and failures move on, the first answer wins; a
   rejected answer, a budget breach or a malformed request (HTTP 400) ends the call;
 - ``cascade``: fallback where a rejected answer (invalid after its repairs, or the caller's
-  evaluator says no) also moves on, except at the last candidate;
+  evaluator says no) also moves on, except at the last candidate; with several reasoning
+  depths on the alias, it moves on to the next depth of the same candidate first (cheap ->
+  deeper -> stronger);
 - ``cheapest``: an order for fallback: the capable candidates, cheapest estimate first;
 - :func:`route_call`: any of them, and when a budget breach's policy is to downgrade, the
   same again on the cheaper alias, once.
@@ -21,6 +23,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from legato.ai.outcomes import Answered, Failed, Outcome, OverBudget, Rejected, Skipped, Tally
+from legato.ai.reasoning import Reasoning
 from legato.ai.registry import Route
 from legato.ai.usage import Cost
 
@@ -36,8 +39,12 @@ class Routable(Protocol):
         """Why ``deployment`` cannot serve the call, or what the call would cost there."""
         ...
 
-    async def attempt(self, route: Route, deployment: str) -> Outcome:
-        """One candidate through every stage; every attempt lands in ``tally``."""
+    def depths(self, route: Route, deployment: str, escalate: bool) -> Sequence[Reasoning | None]:
+        """The reasoning depths to try ``deployment`` at, in order (one unless escalating)."""
+        ...
+
+    async def attempt(self, route: Route, deployment: str, depth: Reasoning | None) -> Outcome:
+        """One candidate at one depth through every stage; every attempt lands in ``tally``."""
         ...
 
     async def accepts(self, route: Route, answered: Answered[Any]) -> bool:
@@ -53,15 +60,20 @@ async def fallback(
     call: Routable, route: Route, order: Sequence[str] | None = None, *, escalate: bool = False
 ) -> Outcome | None:
     candidates = route.candidates if order is None else order
-    for i, deployment in enumerate(candidates):
-        outcome = await call.attempt(route, deployment)
-        more = escalate and i < len(candidates) - 1  # the last answer is taken as it is
+    steps = [(d, depth) for d in candidates for depth in call.depths(route, d, escalate)]
+    passed: set[str] = set()  # skipped or failed: not asked again at another depth
+    for i, (deployment, depth) in enumerate(steps):
+        if deployment in passed:
+            continue
+        outcome = await call.attempt(route, deployment, depth)
+        more = escalate and i < len(steps) - 1  # the last answer is taken as it is
         if more and isinstance(outcome, Answered) and not await call.accepts(route, outcome):
             outcome = outcome.rejected("the evaluator rejected the answer")
         if isinstance(outcome, Rejected) and more:
             call.tally.escalate(outcome)
             continue
         if isinstance(outcome, Skipped) or (isinstance(outcome, Failed) and not outcome.fatal):
+            passed.add(deployment)
             continue
         return outcome
     return None

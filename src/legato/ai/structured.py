@@ -95,7 +95,12 @@ def repair(request: ModelRequest, response: ModelResponse, problem: str) -> Mode
     )
     call = next((c for c in response.tool_calls if c.name == spec.name), None)
     turns: list[Message] = [
-        Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
+        Message(
+            role="assistant",
+            content=response.text,
+            tool_calls=response.tool_calls,
+            thinking=response.thinking,
+        )
     ]
     if response.tool_calls:  # every tool call must be answered before the conversation goes on
         for c in response.tool_calls:

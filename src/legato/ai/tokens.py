@@ -19,6 +19,7 @@ import threading
 import warnings
 from typing import Any
 
+from legato.ai import reasoning
 from legato.ai.messages import Message, ModelRequest, ToolSpec
 from legato.ai.model import Capabilities
 
@@ -132,13 +133,15 @@ def max_output(request: ModelRequest, capabilities: Capabilities) -> int:
     """The most output tokens the call can produce: what a worst-case estimate prices.
 
     The request's ``max_tokens``, else the deployment's ``max_output_tokens``, else
-    :data:`DEFAULT_MAX_OUTPUT`.
+    :data:`DEFAULT_MAX_OUTPUT`; plus the allowance of its reasoning depth (reasoning tokens
+    are output tokens).
     """
+    thinking = reasoning.allowance(request.reasoning)
     if request.max_tokens is not None:
-        return request.max_tokens
+        return request.max_tokens + thinking
     if capabilities.max_output_tokens is not None:
-        return capabilities.max_output_tokens
-    return DEFAULT_MAX_OUTPUT
+        return capabilities.max_output_tokens + thinking
+    return DEFAULT_MAX_OUTPUT + thinking
 
 
 # --------------------------------------------------------------------------- the heuristic

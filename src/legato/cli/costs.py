@@ -11,6 +11,8 @@ from legato.cli.output import Rows, listed, plain
 from legato.cli.session import app_workflows, parse_age, run_ops
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from legato.ops import Operations
     from legato.store.usage import UsageTotals
 
@@ -47,23 +49,39 @@ def costs(
     empty = "no model calls recorded"
     if listed(rows, as_json, lambda row: shapes.usage_document(by, *row), empty):
         return
-    numbers = ("CALLS", "INPUT", "CACHED", "OUTPUT", "USD", "UNPRICED", "CACHE HITS")
+    from legato.store.usage import UsageTotals
+
+    total = sum((t for _, t in rows), UsageTotals())
+
+    def cached(t: UsageTotals) -> str:  # prompt tokens read from a cache, and their share
+        rate = t.cache_hit_rate
+        return f"{t.cached_input_tokens} ({rate:.0%})" if rate else str(t.cached_input_tokens)
+
+    def nano(value: int) -> str:
+        return shapes.usd(Decimal(value) / Decimal(1_000_000_000))
+
+    # columns that would be all zeros are left out, so the table fits a terminal
+    columns: dict[str, Callable[[UsageTotals], str]] = {
+        "CALLS": lambda t: str(t.calls),
+        "INPUT": lambda t: str(t.input_tokens),
+        "CACHED": cached,
+        "OUTPUT": lambda t: str(t.output_tokens),
+        "USD": lambda t: shapes.usd(t.cost_usd),
+        "SAVED": lambda t: nano(t.cache_saved_nanousd),
+        "UNPRICED": lambda t: str(t.unknown_cost_calls),
+        "CACHE HITS": lambda t: str(t.cache_hits),
+    }
+    optional = {"CACHED": total.cached_input_tokens, "SAVED": total.cache_saved_nanousd,
+                "UNPRICED": total.unknown_cost_calls, "CACHE HITS": total.cache_hits}  # fmt: skip
+    shown = [name for name in columns if optional.get(name, 1)]
     # run ids and tenants are copied into the next command: never cut them
-    table = Rows(by.upper(), *numbers, keep=(by.upper(),), right=numbers)
-    total = [0, 0, 0, 0, 0, 0]
-    total_usd = Decimal(0)
+    table = Rows(by.upper(), *shown, keep=(by.upper(),), right=tuple(shown))
     for key, t in rows:
-        values = [t.calls, t.input_tokens, t.cached_input_tokens, t.output_tokens,
-                  t.unknown_cost_calls, t.cache_hits]  # fmt: skip
-        total = [a + b for a, b in zip(total, values, strict=True)]
-        total_usd += t.cost_usd
-        table.add(plain(key), *(str(v) for v in values[:4]), shapes.usd(t.cost_usd),
-                  *(str(v) for v in values[4:]))  # fmt: skip
-    table.add("TOTAL", *(str(v) for v in total[:4]), shapes.usd(total_usd),
-              *(str(v) for v in total[4:]), style="bold")  # fmt: skip
+        table.add(plain(key), *(columns[name](t) for name in shown))
+    table.add("TOTAL", *(columns[name](total) for name in shown), style="bold")
     table.print()
-    if total[4]:
+    if total.unknown_cost_calls:
         click.echo(
-            f"{total[4]} call(s) have no known price: USD figures leave them out (see"
-            " [prices] in legato.toml)"
+            f"{total.unknown_cost_calls} call(s) have no known price: USD figures leave them"
+            " out (see [prices] in legato.toml)"
         )

@@ -542,11 +542,19 @@ class Execution:
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
         return await self.supervision.tool(tool, args, actor)
 
+    async def tool_call(
+        self, tool: ToolDef, args: dict[str, Any], actor: str | None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        return await self.supervision.tool_call(tool, args, actor)
+
     async def llm(self, spec: CallSpec, cache: bool | None) -> LLMResult[Any]:
         return await self.model_calls.llm(spec, cache)
 
     async def embed(self, texts: list[str], model: str) -> EmbedResult:
         return await self.model_calls.embed(texts, model)
+
+    def context_window(self, model: str) -> int:
+        return self.model_calls.context_window(model)
 
     # -- timers and events --------------------------------------------------------------
     def sleep(self, seconds: float) -> Awaitable[None]:

@@ -123,6 +123,11 @@ class ModelCalls:
             raise _typed(failed) from None
         return result
 
+    def context_window(self, ref: str) -> int:
+        models = self._models()
+        route = models.route(ref)
+        return min(models.get(d).capabilities.context_window for d in route.candidates)
+
     async def _budgeted(self, fn: Callable[..., Awaitable[Any]], env: CallEnv, *args: Any) -> Any:
         """Run a call; with budgets, one at a time per run, so concurrent calls of a run
         (a gather) cannot each see the same spend and pass a limit together."""

@@ -153,10 +153,18 @@ class Supervision:
     # -- tools and the gate ---------------------------------------------------------------
     async def tool(self, tool: ToolDef, args: dict[str, Any], actor: str | None) -> Any:
         """Propose a tool call: the gate allows, throttles, asks a person, or denies."""
+        value, _ = await self.tool_call(tool, args, actor)
+        return value
+
+    async def tool_call(
+        self, tool: ToolDef, args: dict[str, Any], actor: str | None
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """:meth:`tool`'s result, and the arguments it ran with if an approver edited them."""
         from legato.governance import RiskDefaults, validate_args
 
         actor = actor or self.host.workflow.name
         args = validate_args(tool.fn, args, tool=tool.name)
+        edited: dict[str, Any] | None = None
         while True:
             gate_seq = self.host.peek_seq()
             decision = await self._gate(tool, args, actor)
@@ -188,13 +196,13 @@ class Supervision:
                 denied = ActionDenied(tool.name, why, by=asked.by, comment=asked.comment)
                 raise bound(denied, gate_seq)
             if asked.edited:
-                args = validate_args(tool.fn, asked.data, tool=tool.name)
+                args = edited = validate_args(tool.fn, asked.data, tool=tool.name)
             if not self.host.is_replaying:  # counted by throttles, like calls the gate allowed
                 detail = serde.dumps({"approval": asked.approval_id, "by": asked.by}, what="x")
                 event = AuditEvent("tool.approved", detail, actor, self.host.run_id, tool.name)
                 await self.host.io(self.host.store.append_audit([event], self.host.clock.now()))
         seq, entry = self.host.take("tool", tool.name)
-        return await self.host.run_step(seq, entry, tool.step, (), args, kind="tool")
+        return await self.host.run_step(seq, entry, tool.step, (), args, kind="tool"), edited
 
     async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
         """The gate's decision for this proposal: journaled (replayed as is) and audited."""

@@ -106,7 +106,17 @@ def exact(value: Decimal) -> str:
 def usage_document(by: str, key: str | None, t: UsageTotals) -> Document:
     return {
         by: key,
-        **_pick(t, "calls", "input_tokens", "cached_input_tokens", "output_tokens"),
+        **_pick(
+            t,
+            "calls",
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "cache_hit_rate",
+            "output_tokens",
+            "reasoning_tokens",
+        ),
         "usd": exact(t.cost_usd),
+        "cache_saved_usd": exact(Decimal(t.cache_saved_nanousd) / Decimal(1_000_000_000)),
         **_pick(t, "unknown_cost_calls", "cache_hits"),
     }

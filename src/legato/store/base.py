@@ -3,13 +3,14 @@
 Every backend implements :class:`Store`, the union of the roles; the conformance suite in
 ``legato.testing`` checks that each one behaves the same. A layer that needs one part asks for
 that part (``RunStore``, ``JournalStore``, ``WorkerStore``, ``SupervisionStore``,
-``AuditStore``, ``UsageStore``, ``ControlStore``, ``ScheduleStore``). Writes that act for a
+``AuditStore``, ``UsageStore``, ``BreakerStore``, ``ControlStore``, ``ScheduleStore``).
+Writes that act for a
 worker on a run it holds are *fenced*: they take effect only while that worker still owns the
 run, and report ``False`` otherwise (the run was cancelled or another worker took it over).
 
 The records live in ``records``; the logic both SQL backends share in the role modules
-(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``, ``schedules``)
-over ``dialect``.
+(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``breakers``, ``control``,
+``schedules``) over ``dialect``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
 
 from legato.store.audit import GENESIS_HASH, audit_hash
+from legato.store.breakers import BreakerState
 from legato.store.dialect import redact_url
 from legato.store.records import (
     APPROVAL_COLUMNS,
@@ -309,6 +311,30 @@ class UsageStore(Protocol):
         """Store a response under ``key`` until ``expires_at`` (and drop expired ones)."""
 
 
+class BreakerStore(Protocol):
+    """Circuit breakers per deployment, shared by every worker of the database (the AI layer).
+
+    Each call is atomic: racing workers count every failure, and exactly one of them wins a
+    half-open probe.
+    """
+
+    async def breaker(self, deployment: str) -> BreakerState | None:
+        """The deployment's breaker, or None when it has not failed since its last success."""
+
+    async def breaker_failure(
+        self, deployment: str, now: float, limit: int, cooldown: float
+    ) -> BreakerState:
+        """Count a failure; at ``limit`` in a row, open the breaker until ``now + cooldown``
+        (a failure after that, such as a failed probe, opens it again)."""
+
+    async def breaker_probe(self, deployment: str, now: float, lease: float) -> bool:
+        """Take the half-open probe of an open breaker whose cooldown is over: True for one
+        caller until ``now + lease`` (or until the probe's failure or success)."""
+
+    async def breaker_success(self, deployment: str) -> None:
+        """Close the breaker: forget its failures."""
+
+
 class ControlStore(Protocol):
     """What people change at run time: autonomy levels and paused workflows (audited)."""
 
@@ -364,6 +390,10 @@ class ScheduleStore(Protocol):
         """Start a run of the schedule now, besides its ticks (None: no such schedule)."""
 
 
+class ModelStore(UsageStore, BreakerStore, Protocol):
+    """What the AI layer's model calls need: usage rows, the response cache, breakers."""
+
+
 class Store(
     RunStore,
     JournalStore,
@@ -372,6 +402,7 @@ class Store(
     AuditStore,
     DeploymentStore,
     UsageStore,
+    BreakerStore,
     ControlStore,
     ScheduleStore,
     Protocol,
@@ -400,11 +431,14 @@ __all__ = [
     "AuditRecord",
     "Claim",
     "AuditStore",
+    "BreakerState",
+    "BreakerStore",
     "ControlStore",
     "DeploymentStore",
     "Entry",
     "EntryStatus",
     "JournalStore",
+    "ModelStore",
     "RunEnd",
     "RunRecord",
     "RunStatus",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
+from legato.store.breakers import SQLBreakers
 from legato.store.control import SQLControl
 from legato.store.deployments import SQLDeployments
 from legato.store.forks import SQLForks
@@ -25,6 +26,7 @@ class SQLStore(
     SQLApprovals,
     SQLAudit,
     SQLUsage,
+    SQLBreakers,
     SQLDeployments,
     SQLControl,
     SQLSchedules,

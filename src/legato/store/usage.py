@@ -50,6 +50,9 @@ class UsageRecord:
     day: str
     #: the key of the journal entry that made the call (see Entry.key)
     entry: str | None = None
+    #: what prompt-cache reads saved against the full input price (writes cost extra, so
+    #: it may be negative); None when the price is unknown
+    cache_saved_nanousd: int | None = None
 
 
 USAGE_COLUMNS = ", ".join(f.name for f in dataclasses.fields(UsageRecord))
@@ -69,26 +72,44 @@ class UsageTotals:
     unknown_cost_calls: int = 0
     cache_hits: int = 0
     cost_usd: Decimal = Decimal(0)
+    #: prompt-cache writes, reasoning tokens (part of output) and what cache reads saved
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_saved_nanousd: int = 0
 
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(*(getattr(self, f.name) + getattr(other, f.name)
+                             for f in dataclasses.fields(self)))  # fmt: skip
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """The share of input tokens read from providers' prompt caches (None: no input)."""
+        return self.cached_input_tokens / self.input_tokens if self.input_tokens else None
 
 
 _SUMS = (
     "COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),"
     " COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_nanousd), 0),"
     " COALESCE(SUM(CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END), 0),"
-    " COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0)"
+    " COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0),"
+    " COALESCE(SUM(cache_write_tokens), 0), COALESCE(SUM(reasoning_tokens), 0),"
+    " COALESCE(SUM(cache_saved_nanousd), 0)"
 )
 
 
 def totals(row: Sequence[Any]) -> UsageTotals:
-    calls, input_tokens, cached, output_tokens, nanousd, unknown, hits, usd = row
+    (calls, input_tokens, cached, output_tokens, nanousd, unknown, hits, writes, reasoning,
+     saved, usd) = row  # fmt: skip
     return UsageTotals(
         calls=int(calls), input_tokens=int(input_tokens), cached_input_tokens=int(cached),
         output_tokens=int(output_tokens), cost_nanousd=int(nanousd),
         unknown_cost_calls=int(unknown), cache_hits=int(hits), cost_usd=Decimal(str(usd or 0)),
+        cache_write_tokens=int(writes), reasoning_tokens=int(reasoning),
+        cache_saved_nanousd=int(saved),
     )  # fmt: skip
 
 

@@ -4,18 +4,23 @@ The SDK is imported when the first request builds the client, and its own retrie
 Structured output is asked for natively (``output_config``'s JSON Schema, mode ``native``, for
 the models that have it: see :func:`native_output`), as a tool the model must call (``tool``)
 or with instructions in the system prompt (``prompted``).
+A reasoning depth turns on extended thinking; the API then forces no tool (the output tool
+is asked for in the system prompt) and takes no temperature (it is left out).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from legato.ai import reasoning
 from legato.ai.messages import Message, ModelRequest, ModelResponse, ToolCall
 from legato.ai.model import Capabilities, ErrorKind
 from legato.ai.providers.formats import output_instruction
 from legato.ai.providers.sdk import SDKModel
+from legato.ai.tokens import heuristic_tokens
 from legato.ai.usage import Usage
 
 if TYPE_CHECKING:
@@ -86,7 +91,7 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
         return (f"output.{output.mode}",) if output and output.mode != "prompted" else ()
 
     def _params(self, request: ModelRequest) -> dict[str, Any]:
-        system_parts, turns = _turns(request.messages)
+        system_parts, turns, marked = _turns(request.messages)
         if request.system:
             system_parts.insert(0, request.system)
         tools = [_tool(t.name, t.description, t.parameters) for t in request.tools]
@@ -108,13 +113,23 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
                 description = str(output.schema_.get("description") or f"Give {output.name}.")
                 tools.append(_tool(output.name, description, output.schema_))
                 params["tool_choice"] = {"type": "tool", "name": output.name}
+        thinking = reasoning.thinking_budget(request.reasoning)
+        if thinking is not None:
+            # thinking counts against max_tokens: the answer keeps the room it was given
+            params["thinking"] = {"type": "enabled", "budget_tokens": thinking}
+            params["max_tokens"] += thinking
+            if output is not None and "tool_choice" in params:  # no forced tool with thinking
+                params["tool_choice"] = {"type": "auto"}
+                system_parts.append(f"Answer by calling the tool {output.name} once.")
         if system_parts:
             params["system"] = "\n\n".join(system_parts)
         if tools:
             params["tools"] = tools
-        if request.temperature is not None:
+        if request.temperature is not None and thinking is None:  # thinking takes the default
             # not a parameter of this SDK's messages.create (2.x): sent as is, for the server
             params["extra_body"] = {"temperature": request.temperature}
+        if self.provider.prompt_cache:
+            _mark_prefixes(params, marked)
         return params
 
     # -- answer ---------------------------------------------------------------------------
@@ -128,8 +143,13 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
             raise self._bad("the answer holds no content")
         text: list[str] = []
         calls: list[ToolCall] = []
+        thinking: list[dict[str, Any]] = []
         for block in message.content:
-            if isinstance(block, anthropic.types.TextBlock):
+            if isinstance(
+                block, anthropic.types.ThinkingBlock | anthropic.types.RedactedThinkingBlock
+            ):
+                thinking.append(block.model_dump(mode="json", exclude_none=True))
+            elif isinstance(block, anthropic.types.TextBlock):
                 text.append(block.text or "")
             elif isinstance(block, anthropic.types.ToolUseBlock):
                 arguments = block.input
@@ -142,6 +162,7 @@ class AnthropicModel(SDKModel["AsyncAnthropic"]):
             usage=_usage(message.usage),
             model=message.model,
             finish_reason=message.stop_reason,
+            thinking=tuple(thinking),
         )
 
 
@@ -187,13 +208,17 @@ def _tool(name: str, description: str, parameters: dict[str, Any]) -> dict[str, 
     return spec
 
 
-def _turns(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any]]]:
-    """System texts, and the conversation as this protocol's turns.
+def _turns(
+    messages: tuple[Message, ...],
+) -> tuple[list[str], list[dict[str, Any]], set[int]]:
+    """System texts, the conversation as this protocol's turns, and the turns that end a
+    prefix the caller marked for caching (``Message.cache``).
 
     Tool results travel in user turns; consecutive results share one turn.
     """
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    marked: set[int] = set()
     for message in messages:
         if message.role == "system":
             system.append(message.content)
@@ -208,8 +233,8 @@ def _turns(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any
                 last["content"].append(block)
             else:
                 turns.append({"role": "user", "content": [block]})
-        elif message.role == "assistant" and message.tool_calls:
-            blocks: list[dict[str, Any]] = []
+        elif message.role == "assistant" and (message.tool_calls or message.thinking):
+            blocks: list[dict[str, Any]] = [dict(b) for b in message.thinking]  # first, as sent
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
             blocks.extend(
@@ -219,7 +244,53 @@ def _turns(messages: tuple[Message, ...]) -> tuple[list[str], list[dict[str, Any
             turns.append({"role": "assistant", "content": blocks})
         else:
             turns.append({"role": message.role, "content": message.content})
-    return system, turns
+        if message.cache and message.role != "system":  # its text is in the latest turn
+            marked.add(len(turns) - 1)
+    return system, turns, marked
+
+
+#: Anthropic caches no prefix shorter than this (2048 on Haiku models): a mark on a shorter
+#: one is wasted, and a cache write costs more than plain input
+MIN_CACHED_TOKENS = 1024
+_EPHEMERAL = {"type": "ephemeral"}
+_MAX_MARKS = 4  # the API's limit of cache breakpoints per request
+
+
+def _mark_prefixes(params: dict[str, Any], marked: set[int]) -> None:
+    """Ask the API to cache stable prefixes (this protocol caches only where it is told).
+
+    Marked, when at least :data:`MIN_CACHED_TOKENS` long: the tools and system prompt (the
+    same on every turn of an agent), the turns the caller marked (a long document), and in a
+    conversation the latest turn, which the next turn's prompt begins with.
+    """
+    tools, turns = params.get("tools") or [], params["messages"]
+    size = heuristic_tokens(json.dumps(tools)) + heuristic_tokens(params.get("system", ""))
+    left = _MAX_MARKS
+    if size >= MIN_CACHED_TOKENS:
+        if "system" in params:
+            params["system"] = [{"type": "text", "text": params["system"],
+                                 "cache_control": _EPHEMERAL}]  # fmt: skip
+        else:
+            tools[-1] = {**tools[-1], "cache_control": _EPHEMERAL}
+        left -= 1
+    if len(turns) > 1:
+        marked = marked | {len(turns) - 1}
+    worth: list[int] = []
+    for i, turn in enumerate(turns):
+        size += heuristic_tokens(json.dumps(turn["content"]))
+        if i in marked and size >= MIN_CACHED_TOKENS:
+            worth.append(i)
+    for i in worth[-left:] if left else ():
+        turns[i]["content"] = _marked(turns[i]["content"])
+
+
+def _marked(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A turn's content with a cache mark on its last block."""
+    if isinstance(content, str):
+        if not content:
+            return content  # an empty text block is refused: nothing to mark
+        return [{"type": "text", "text": content, "cache_control": _EPHEMERAL}]
+    return [*content[:-1], {**content[-1], "cache_control": _EPHEMERAL}]
 
 
 def _all_results(content: object) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from legato.ai import reasoning
 from legato.ai.messages import (
     EmbeddingResponse,
     Message,
@@ -116,6 +117,8 @@ class OpenAIModel(SDKModel["AsyncOpenAI"]):
         if request.max_tokens is not None:
             cap = self.capabilities.max_tokens_param or max_tokens_param(self.name)
             params[cap] = request.max_tokens
+        if request.reasoning is not None:
+            params["reasoning_effort"] = reasoning.effort(request.reasoning)
         if request.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}

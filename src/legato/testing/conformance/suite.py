@@ -12,6 +12,7 @@ from legato.store.base import Store
 from legato.testing.conformance import (
     approvals,
     audit,
+    breakers,
     children,
     claims_and_leases,
     control,
@@ -53,6 +54,7 @@ _MODULES: dict[str, ModuleType] = {
     "control": control,
     "deployment_facts": deployment_facts,
     "usage_and_cache": usage_and_cache,
+    "breakers": breakers,
     "gc": gc,
     "wakeups": wakeups,
     "workers": workers,

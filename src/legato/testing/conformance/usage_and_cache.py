@@ -113,3 +113,20 @@ async def check_cache_put_drops_expired_responses(store: Store) -> None:
     await store.cache_put("new", '"y"', NOW + 10, NOW + 100)
     assert await store.cache_get("old", NOW) is None  # gone, not merely hidden
     assert await store.cache_get("new", NOW + 10) == '"y"'
+
+
+async def check_prompt_cache_figures_are_summed(store: Store) -> None:
+    """Cache writes, reasoning tokens and what cache reads saved (possibly negative) add up;
+    an unknown saving counts as none."""
+    await store.record_usage([
+        usage_row(input_tokens=1000, cached_input_tokens=800, cache_saved_nanousd=720),
+        usage_row(input_tokens=1000, cache_write_tokens=1000, cache_saved_nanousd=-250),
+        usage_row(input_tokens=10, output_tokens=50, reasoning_tokens=40),
+        usage_row(input_tokens=10, cached_input_tokens=10, cost_nanousd=None),
+    ])  # fmt: skip
+    totals = await store.usage_totals(run_id="r")
+    assert (totals.cached_input_tokens, totals.cache_write_tokens) == (810, 1000)
+    assert (totals.reasoning_tokens, totals.cache_saved_nanousd) == (40, 470)
+    assert totals.cache_hit_rate == 810 / 2020
+    ((_, rolled),) = await store.usage_rollup("run")
+    assert rolled == totals
