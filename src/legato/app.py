@@ -33,7 +33,9 @@ from legato.engine.definitions import (
     WorkflowDef,
     qualified_name,
 )
+from legato.engine.evaluations import EVALUATE_WORKFLOW
 from legato.errors import ConfigurationError, UnknownWorkflow
+from legato.evals.evaluators import EvaluatorDef, EvaluatorFn, Mode
 from legato.governance import Policy
 from legato.handle import RunHandle
 from legato.ops import Operations
@@ -128,6 +130,8 @@ class App:
         self.tools: dict[str, ToolDef] = {}
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
+        #: evaluators by name (``@app.evaluator``)
+        self.evaluators: dict[str, EvaluatorDef] = {}
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
             weakref.WeakKeyDictionary()
         )
@@ -289,6 +293,65 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    def evaluator(
+        self,
+        name: str,
+        *,
+        on: str = "workflow",
+        mode: Mode = "inline",
+        sample: float = 1.0,
+        required: bool = False,
+        threshold: float = 0.5,
+    ) -> Callable[[EvaluatorFn], EvaluatorFn]:
+        """Register a function that judges outputs: it gets a :class:`legato.evals.Target`
+        and returns a :class:`legato.evals.Verdict` (score in [0, 1], passed, reason), a
+        bool, a score, or ``(score, passed, reason)``.
+
+        ``on``: ``"workflow"`` (each run's result), ``"step"``, ``"tool"``, ``"llm"``, or one
+        by name (``"step:score"``, ``"llm:fast"``). ``mode="inline"`` judges in the run as a
+        journaled entry (``required=True`` fails the run when it fails); ``mode="shadow"``
+        judges a ``sample`` of the targets after the run ends, as durable work that never
+        blocks or fails it. A score passes at ``threshold``.
+        """
+
+        def register(fn: EvaluatorFn) -> EvaluatorFn:
+            definition = EvaluatorDef(name, fn, on, mode, sample, required, threshold)
+            existing = self.evaluators.get(name)
+            if existing is not None and existing.fn is not fn:
+                raise ConfigurationError(f"evaluator {name!r} is registered twice")
+            self.evaluators[name] = definition
+            if mode == "shadow":
+                self._shadow_workflow()
+            return fn
+
+        return register
+
+    def _shadow_workflow(self) -> None:
+        """Register the internal workflow that runs shadow evaluations (once)."""
+        if EVALUATE_WORKFLOW in self.workflows:
+            return
+
+        async def judge(
+            run_id: str, evaluator: str, kind: str, name: str, entry: str | None
+        ) -> dict[str, Any]:
+            found = self.evaluators.get(evaluator)
+            if found is None:
+                raise ConfigurationError(f"no evaluator {evaluator!r} in app {self.name!r}")
+            ops = await self.ops_async()
+            return await ops.evals.shadow(found, run_id, kind, name, entry)
+
+        step: Step[..., dict[str, Any]] = Step(
+            StepDef(f"{EVALUATE_WORKFLOW}.judge", judge, NO_RETRY, None)
+        )
+
+        async def evaluate(
+            ctx: Context, run_id: str, evaluator: str, kind: str, name: str, entry: str | None
+        ) -> dict[str, Any]:
+            result: dict[str, Any] = await step(run_id, evaluator, kind, name, entry)
+            return result
+
+        self.workflow(name=EVALUATE_WORKFLOW)(evaluate)
+
     def _definition(self, workflow: Callable[..., Any] | str) -> WorkflowDef:
         if isinstance(workflow, str):
             found = self.workflows.get(workflow)
@@ -436,6 +499,7 @@ class App:
             payload_limit=self.payload_limit,
             policy=self.policy,
             models=self.models,
+            evaluators=list(self.evaluators.values()),
             **options,
         )
         runtime.workers.add(worker)

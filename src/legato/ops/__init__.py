@@ -20,12 +20,14 @@ from legato.ops.approvals import ApprovalOps
 from legato.ops.audit import AuditCheck, AuditOps
 from legato.ops.control import LEVELS, AutonomyLevel, ControlOps, Pause
 from legato.ops.costs import CostOps
+from legato.ops.evals import EvalOps, EvaluatorStats
 from legato.ops.runs import RunOps, Timeline, TimelineEntry, summarize
 from legato.store.base import Store
 
 
 class Operations:
-    """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``."""
+    """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``,
+    ``evals``."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
@@ -37,6 +39,7 @@ class Operations:
         self.control = ControlOps(store, clock)
         self.audit = AuditOps(store)
         self.costs = CostOps(store, clock)
+        self.evals = EvalOps(store, clock)
 
 
 __all__ = [
@@ -47,6 +50,8 @@ __all__ = [
     "AutonomyLevel",
     "ControlOps",
     "CostOps",
+    "EvalOps",
+    "EvaluatorStats",
     "Operations",
     "Pause",
     "RunOps",

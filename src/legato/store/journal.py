@@ -8,9 +8,10 @@ queued before it (``after=run_id``). Written once for both dialects (see ``diale
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from legato.store.dialect import Dialect, Tx, Work, marks
+from legato.store.metrics import RunMetrics, write_run_metrics
 from legato.store.records import (
     ENTRY_COLUMNS,
     Entry,
@@ -122,7 +123,15 @@ class SQLJournal(Dialect):
         return False
 
     async def finish_run(
-        self, owner: str, run_id: str, status: RunEnd, result: str | None, now: float
+        self,
+        owner: str,
+        run_id: str,
+        status: RunEnd,
+        result: str | None,
+        now: float,
+        *,
+        metrics: RunMetrics | None = None,
+        start: Sequence[RunRecord] = (),
     ) -> bool:
         column = "output" if status == "completed" else "error"
         ends = (
@@ -132,9 +141,19 @@ class SQLJournal(Dialect):
         )
         params = (status, result, now, now, run_id, owner)
 
+        async def measured(tx: Tx) -> None:  # what the run measured, and runs it starts
+            if metrics is not None:
+                metrics.finished_at = now
+                await write_run_metrics(tx, metrics)
+            for run in start:
+                await tx.execute(INSERT_RUN, run_values(run))
+            if start:
+                await tx.notify()
+
         async def alone(tx: Tx) -> bool:  # a run without a parent to wake: one statement
             if await tx.one(f"{ends} AND parent_run_id IS NULL RETURNING 1", params) is None:
                 return False
+            await measured(tx)
             await tx.runs_ended([run_id])  # (after the end: see Store.wait_for_end)
             return True
 
@@ -150,9 +169,11 @@ class SQLJournal(Dialect):
             if await tx.execute(ends, params) != 1:
                 return False
             await wake_parent(tx, row[0], now)
+            await measured(tx)
             await tx.runs_ended([run_id])
             return True
 
-        if await self._transact(alone, after=run_id, one_statement=True):
+        single = metrics is None and not start
+        if await self._transact(alone, after=run_id, one_statement=single):
             return True
         return await self._transact(child)

@@ -11,11 +11,15 @@ from legato.store.approvals import SQLApprovals
 from legato.store.audit import SQLAudit
 from legato.store.control import SQLControl
 from legato.store.journal import SQLJournal
+from legato.store.metrics import SQLMetrics
+from legato.store.monitors import SQLMonitors
 from legato.store.runs import SQLRuns
 from legato.store.usage import SQLUsage
 
 
-class SQLStore(SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl):
+class SQLStore(
+    SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLMetrics, SQLMonitors
+):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 
     async def schema_version(self) -> int:

@@ -5,7 +5,8 @@ function of a fresh, empty, opened store; it raises AssertionError where the sto
 behave as the engine, the workers and the operations layer need. Checks are grouped by
 capability, one module each: ``schema``, ``runs``, ``journal``, ``claims_and_leases``,
 ``fencing``, ``events``, ``parking``, ``children``, ``approvals``, ``gate_and_throttles``,
-``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``gc``, ``wakeups``,
+``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``metrics``,
+``monitors``, ``gc``, ``wakeups``,
 ``workers`` and ``notifications``. Times are explicit (the store API takes ``now``): nothing
 sleeps.
 
