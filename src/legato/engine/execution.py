@@ -496,14 +496,17 @@ class Execution:
                 call = step.fn(*args, **kwargs)
             else:  # in a thread, with this context (so current_step() works there too)
                 call = _in_thread(self.executor, step.fn, args, kwargs)
-            if step.timeout is not None:
+            try:
+                if step.timeout is None:
+                    return await call
                 try:
                     return await asyncio.wait_for(call, step.timeout)
                 except TimeoutError:
                     raise TimeoutError(
                         f"step {step.name!r} timed out after {step.timeout:g}s"
                     ) from None
-            return await call
+            finally:
+                del call  # a raised error's traceback holds this frame, the future holds the error
         finally:
             leave_step(token)
 
@@ -796,13 +799,20 @@ def _in_thread(
         return loop.run_in_executor(None, functools.partial(context.run, fn, *args, **kwargs))
     future = loop.create_future()
 
+    # The step's frame in a raised exception's traceback links back to `work`'s frame and the
+    # pool's: were the future reachable from those, exception, frames and future would make a
+    # cycle that only the cycle collector frees. `work` takes it out of the box and drops it.
+    box = [future]
+
     def work() -> None:
+        settle = box.pop()
         try:
             result = context.run(fn, *args, **kwargs)
         except BaseException as exc:  # handed to the awaiting step, which decides
-            loop.call_soon_threadsafe(_settle, future, None, exc)
+            loop.call_soon_threadsafe(_settle, settle, None, exc)
+            del settle
         else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            loop.call_soon_threadsafe(_settle, settle, result, None)
 
     executor.submit(work)
     return future

@@ -6,8 +6,9 @@ interface, so each can be read, typed and tested on its own.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -83,3 +84,10 @@ class Host(Protocol):
         kwargs: dict[str, Any],
         kind: str = "step",
     ) -> Any: ...
+
+
+def weak(host: Host) -> Host:
+    """A reference to ``host`` for a collaborator it owns: a strong one would make each finished
+    execution a reference cycle that only the cycle collector frees, and with many runs in
+    flight a worker's memory would grow to the collector's rhythm rather than to its load."""
+    return cast(Host, weakref.proxy(host))

@@ -23,6 +23,7 @@ from legato.ai.config import Budget, Budgets
 from legato.ai.model import ModelError
 from legato.ai.results import TYPED_ERRORS, BudgetExceeded, EmbedResult, LLMResult, ModelUnavailable
 from legato.engine.definitions import StepDef
+from legato.engine.host import weak
 from legato.errors import ConfigurationError, StepFailed
 from legato.retry import RetryPolicy
 
@@ -63,7 +64,7 @@ class ModelCalls:
     """``ctx.llm`` and ``ctx.embed`` of one run."""
 
     def __init__(self, host: Host, supervision: Supervision) -> None:
-        self.host = host
+        self.host = weak(host)
         self.supervision = supervision  # budget raises are approvals
         #: budget limits a person raised in this run (rebuilt on replay by the same approvals)
         self._raised: dict[str, Budget] = {}

@@ -100,12 +100,15 @@ class StepInfo:
 @dataclass(slots=True)
 class Branch:
     """A task of the workflow: its path, how many operations it has made, how many tasks it
-    started, and the task itself (known once it makes an operation)."""
+    started, and the task itself (known once it makes an operation).
+
+    The task is held weakly: the task's context holds the branch, and a strong reference back
+    would make every finished run garbage that only the cycle collector frees."""
 
     path: str
     count: int = 0
     children: int = 0
-    task: asyncio.Task[Any] | None = None
+    task: weakref.ref[asyncio.Task[Any]] | None = None
 
 
 _current: contextvars.ContextVar[Durable | None] = contextvars.ContextVar(
@@ -140,7 +143,8 @@ def current_step() -> StepInfo:
 def enter_run(execution: Durable, root: Branch) -> None:
     """Mark the calling task as the root branch of ``execution`` (called inside that task)."""
     _current.set(execution)
-    root.task = asyncio.current_task()
+    task = asyncio.current_task()
+    root.task = None if task is None else weakref.ref(task)
     _branch.set(root)
 
 
@@ -157,8 +161,8 @@ def here(root: Branch) -> Branch:
     node = _branch.get() or root
     task = asyncio.current_task()
     if node.task is None:  # a numbered task's first operation (or an eager task factory)
-        node.task = task
-    elif node.task is not task:
+        node.task = None if task is None else weakref.ref(task)
+    elif node.task() is not task:
         factory = asyncio.get_running_loop().get_task_factory()
         raise ConfigurationError(
             f"a task of this workflow was created without legato's branch numbering (task"

@@ -12,7 +12,7 @@ from typing import Any
 
 from legato import approvals, serde
 from legato.engine.definitions import ToolDef
-from legato.engine.host import Host
+from legato.engine.host import Host, weak
 from legato.engine.waits import Parkable, bound, forever, iso
 from legato.errors import (
     ActionDenied,
@@ -27,7 +27,7 @@ class Supervision:
     """Approvals and gated tool calls of one run, on the journal of ``host``."""
 
     def __init__(self, host: Host) -> None:
-        self.host = host
+        self.host = weak(host)
 
     # -- approvals ----------------------------------------------------------------------
     async def approval(
