@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from legato import serde
 from legato.engine.definitions import StepDef, WorkflowDef
+from legato.engine.host import weak
 from legato.engine.waits import bound
 from legato.evals.evaluators import (
     EvaluationFailed,
@@ -40,7 +41,7 @@ class Evaluations:
     """The evaluators of one run."""
 
     def __init__(self, host: Host, evaluators: Sequence[EvaluatorDef]) -> None:
-        self.host = host
+        self.host = weak(host)
         self.inline = [e for e in evaluators if e.mode == "inline"]
         self.shadow = [e for e in evaluators if e.mode == "shadow"]
 
