@@ -19,6 +19,9 @@ def test_exported_members() -> None:
         "LLMResult",
         "Message",
         "ModelError",
+        "Monitor",
+        "Verdict",
+        "EvaluationFailed",
         "ModelUnavailable",
         "OutputValidationError",
         "ToolCall",
@@ -70,5 +73,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
     }
-    assert len(codes) == 25
+    assert len(codes) == 26
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from legato.context import Context
     from legato.engine.definitions import Step, Tool
     from legato.engine.runtime import StepInfo, current_step
-    from legato.governance import Policy, PolicyError
+    from legato.evals import EvaluationFailed, Verdict
+    from legato.governance import Monitor, Policy, PolicyError
     from legato.handle import RunHandle
     from legato.retry import NO_RETRY, RetryPolicy
     from legato.serde import PayloadTooLarge
@@ -72,9 +73,11 @@ _LAZY = {
     "DataBlocked": "legato.ai.results",
     "Decision": "legato.approvals",
     "EmbedResult": "legato.ai.results",
+    "EvaluationFailed": "legato.evals",
     "LLMResult": "legato.ai.results",
     "Message": "legato.ai.messages",
     "ModelError": "legato.ai.model",
+    "Monitor": "legato.governance",
     "ModelUnavailable": "legato.ai.results",
     "NO_RETRY": "legato.retry",
     "OutputValidationError": "legato.ai.results",
@@ -89,6 +92,7 @@ _LAZY = {
     "Tool": "legato.engine.definitions",
     "ToolCall": "legato.ai.messages",
     "ToolSpec": "legato.ai.messages",
+    "Verdict": "legato.evals",
     "current_step": "legato.engine.runtime",
 }
 
@@ -124,12 +128,14 @@ __all__ = [
     "DataBlocked",
     "Decision",
     "EmbedResult",
+    "EvaluationFailed",
     "EventTimeout",
     "LLMResult",
     "LegatoError",
     "Message",
     "ModelError",
     "ModelUnavailable",
+    "Monitor",
     "NO_RETRY",
     "NondeterminismError",
     "OutputValidationError",
@@ -154,6 +160,7 @@ __all__ = [
     "UnknownApproval",
     "UnknownRun",
     "UnknownWorkflow",
+    "Verdict",
     "__version__",
     "current_step",
 ]

@@ -120,6 +120,8 @@ class Models:
         breaker = self.config.circuit_breaker
         self.breakers = Breakers(breaker.failures, breaker.cooldown.total_seconds())
         self._prices: PriceTable | None = None
+        #: alias -> deployment, where a monitor rerouted an alias (refreshed from the database)
+        self.overrides: dict[str, str] = {}
 
     # -- registration ---------------------------------------------------------------------
     def add(self, model: Model) -> Model:
@@ -152,6 +154,10 @@ class Models:
         if not ref:
             raise ConfigurationError("model must be an alias or 'provider:model', got ''")
         alias = self._aliases.get(ref)
+        rerouted = self.overrides.get(ref)
+        if alias is not None and rerouted is not None:  # a monitor sent this alias elsewhere
+            self._check_provider(rerouted)
+            return Route(ref, ref, "fallback", alias.repairs, (rerouted,))
         if alias is not None:
             for candidate in alias.candidates:
                 self._check_provider(candidate)

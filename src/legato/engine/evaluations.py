@@ -89,7 +89,7 @@ class Evaluations:
         targets: list[tuple[str, str, str | None]] = []  # (kind, name, entry key)
         if completed:
             targets.append(("workflow", self.host.workflow.name, None))
-        for e in entries:
+        for e in sorted(entries, key=lambda e: e.seq):
             if e.status == "completed" and e.kind in ("step", "tool", "llm"):
                 targets.append((e.kind, e.name.removeprefix("llm:"), e.key))
         runs = []

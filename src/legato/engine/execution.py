@@ -196,7 +196,7 @@ class Execution:
         """End the run with what it measured and the shadow evaluations it starts."""
         if self.workflow.name.startswith(INTERNAL_PREFIX):
             return self.store.finish_run(self.owner, self.run_id, status, text, self.clock.now())
-        entries = sorted(self.journal.values(), key=lambda e: e.seq)
+        entries = self.journal.values()
         return self.store.finish_run(
             self.owner, self.run_id, status, text, self.clock.now(),
             metrics=measure(self.run, status, entries),

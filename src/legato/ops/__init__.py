@@ -21,13 +21,14 @@ from legato.ops.audit import AuditCheck, AuditOps
 from legato.ops.control import LEVELS, AutonomyLevel, ControlOps, Pause
 from legato.ops.costs import CostOps
 from legato.ops.evals import EvalOps, EvaluatorStats
+from legato.ops.monitors import Figures, MonitorOps, MonitorView
 from legato.ops.runs import RunOps, Timeline, TimelineEntry, summarize
 from legato.store.base import Store
 
 
 class Operations:
     """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``,
-    ``evals``."""
+    ``evals``, ``monitors``."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
@@ -40,6 +41,7 @@ class Operations:
         self.audit = AuditOps(store)
         self.costs = CostOps(store, clock)
         self.evals = EvalOps(store, clock)
+        self.monitors = MonitorOps(store, clock)
 
 
 __all__ = [
@@ -52,6 +54,9 @@ __all__ = [
     "CostOps",
     "EvalOps",
     "EvaluatorStats",
+    "Figures",
+    "MonitorOps",
+    "MonitorView",
     "Operations",
     "Pause",
     "RunOps",

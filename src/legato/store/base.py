@@ -248,8 +248,15 @@ class AuditStore(Protocol):
         """Append to the hash-chained audit log (serialized: one chain per database)."""
 
     async def list_audit(
-        self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
-    ) -> list[AuditRecord]: ...
+        self,
+        *,
+        run_id: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+        kind_prefix: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit rows after ``after`` in order; of one run, or whose kind starts with
+        ``kind_prefix`` (``"monitor."``), when given."""
 
 
 class UsageStore(Protocol):

@@ -11,6 +11,7 @@ once for both dialects (see ``dialect.py``).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -57,10 +58,11 @@ class Tally:
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f) for f in _FIELDS)
+        return _VALUES(self)
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Tally))
+_VALUES = operator.attrgetter(*_FIELDS)
 _FLOATS: dict[str, type[float]] = {"duration": float, "wait": float, "score": float}
 TALLY_COLUMNS = ", ".join(_FIELDS)
 _ROLLUP_KEY = ("hour", "workflow", "tenant", "kind", "name", "outcome")
@@ -262,6 +264,7 @@ class SQLMetrics(Dialect):
         for name in (column, *(c for c, _ in filters)):
             if name not in SAMPLE_COLUMNS[source]:
                 raise ValueError(f"no column {name!r} in {source} samples")
+        value = _EXPRESSIONS.get(column, column)
         at, key, table = (
             ("finished_at", "run_id", "run_metrics")
             if source == "runs"
@@ -274,14 +277,14 @@ class SQLMetrics(Dialect):
             if bound is not None:
                 clauses.append(f"({at} {op} ? OR ({at} = ? AND {order_key} {op} ?))")
                 params += [bound[0], bound[0], _key_param(source, bound[1])]
-        for op, value in ((">=", since), ("<", until)):
-            if value is not None:
+        for op, limit_at in ((">=", since), ("<", until)):
+            if limit_at is not None:
                 clauses.append(f"{at} {op} ?")
-                params.append(value)
+                params.append(limit_at)
         clause = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         direction = "DESC" if newest else ""
         query = (
-            f"SELECT {at}, {key}, {column} FROM {table} {clause}"
+            f"SELECT {at}, {key}, {value} FROM {table} {clause}"
             f" ORDER BY {at} {direction}, {order_key} {direction}"
         )
         if limit is not None:
@@ -293,11 +296,12 @@ class SQLMetrics(Dialect):
 
 
 SAMPLE_COLUMNS: dict[str, frozenset[str]] = {
-    "runs": frozenset({"workflow", "tenant", "outcome", *_RUN_FIELDS, "1"}),
-    "evaluations": frozenset(
-        {"workflow", "tenant", "evaluator", "target", "mode", "score", "passed", "1"}
-    ),
-}
+    "runs": frozenset({"workflow", "tenant", "outcome", "failed", *_RUN_FIELDS}),
+    "evaluations": frozenset({"workflow", "tenant", "evaluator", "target", "mode", "score",
+                              "passed"}),
+}  # fmt: skip
+#: sample columns computed from others: a run that did not complete failed
+_EXPRESSIONS = {"failed": "CASE WHEN outcome = 'completed' THEN 0 ELSE 1 END"}
 
 
 def _tally(sums: Sequence[Any]) -> Tally:
