@@ -63,11 +63,14 @@ class Evaluations:
         target = Target(
             host.run_id, host.workflow.name, kind, name, entry_key, input, output, host.run.tenant
         )
-        for ev, eval_seq, recorded in pending:
+        failed: list[tuple[int, EvaluationFailed]] = []
+        for ev, eval_seq, recorded in pending:  # all judge, then the first required fail fails
             raw = await host.run_step(eval_seq, recorded, self._step(ev, target), (), {}, "eval")
             verdict = Verdict.from_json(raw)
             if ev.required and not verdict.passed:
-                raise bound(EvaluationFailed(ev.name, target.label, verdict.reason), eval_seq)
+                failed.append((eval_seq, EvaluationFailed(ev.name, target.label, verdict.reason)))
+        if failed:
+            raise bound(failed[0][1], failed[0][0])
 
     def _step(self, ev: EvaluatorDef, target: Target) -> StepDef:
         host = self.host
