@@ -34,6 +34,8 @@ def test_exported_members() -> None:
         "PolicyError",
         "Tool",
         "UnknownApproval",
+        "UnknownSchedule",
+        "Schedule",
         "App",
         "ChildFailed",
         "Clock",
@@ -67,11 +69,12 @@ def test_exported_members() -> None:
 def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception() -> None:
     from legato.errors import LeaseLost, Suspended
 
-    codes = {
-        getattr(legato, n).code
+    errors = [
+        getattr(legato, n)
         for n in legato.__all__
         if isinstance(getattr(legato, n), type)
         and issubclass(getattr(legato, n), legato.LegatoError)
-    }
-    assert len(codes) == 26
+    ]
+    codes = {e.code for e in errors}
+    assert len(errors) == 27 and len(codes) == len(errors)  # one code each, none shared
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

@@ -29,6 +29,7 @@ from legato.errors import (
     StoreError,
     UnknownApproval,
     UnknownRun,
+    UnknownSchedule,
     UnknownWorkflow,
 )
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from legato.evals import EvaluationFailed, Verdict
     from legato.governance import Monitor, Policy, PolicyError
     from legato.handle import RunHandle
+    from legato.ops.schedules import Schedule
     from legato.retry import NO_RETRY, RetryPolicy
     from legato.serde import PayloadTooLarge
 
@@ -65,6 +67,7 @@ _LAZY = {
     "AgentResult": "legato.agents",
     "App": "legato.app",
     "Approval": "legato.approvals",
+    "Schedule": "legato.ops.schedules",
     "Budget": "legato.ai.config",
     "BudgetExceeded": "legato.ai.results",
     "Budgets": "legato.ai.config",
@@ -148,6 +151,7 @@ __all__ = [
     "RunConflict",
     "RunFailed",
     "RunHandle",
+    "Schedule",
     "SerializationError",
     "Step",
     "StepFailed",
@@ -159,6 +163,7 @@ __all__ = [
     "ToolSpec",
     "UnknownApproval",
     "UnknownRun",
+    "UnknownSchedule",
     "UnknownWorkflow",
     "Verdict",
     "__version__",

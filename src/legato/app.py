@@ -26,6 +26,7 @@ from legato.ai.config import AIConfig, load_config
 from legato.ai.registry import Models
 from legato.clock import Clock, SystemClock
 from legato.context import Context
+from legato.crontab import Cron, check_policies
 from legato.durations import to_seconds
 from legato.engine.definitions import (
     Step,
@@ -45,6 +46,7 @@ from legato.handle import RunHandle
 from legato.ops import Operations
 from legato.oversight import Approvals, Autonomy
 from legato.retry import NO_RETRY, RetryPolicy
+from legato.schedules import Schedules
 from legato.serde import DEFAULT_PAYLOAD_LIMIT
 from legato.store import DEFAULT_URL, Store, open_store, redact_url
 from legato.store.usage import UsageTotals
@@ -56,6 +58,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 WorkflowFn = Callable[Concatenate[Context, P], Awaitable[R]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("legato.app")
 
 
 # Apps whose background loop holds connections: closed at interpreter exit, so pools and
@@ -138,6 +143,8 @@ class App:
         #: evaluators by name (``@app.evaluator``)
         self.evaluators: dict[str, EvaluatorDef] = {}
         self._monitors: dict[str, Monitor] = {}
+        # @app.schedule: (workflow function, cron, options), stored when a worker starts
+        self._declared: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
             weakref.WeakKeyDictionary()
         )
@@ -167,6 +174,11 @@ class App:
 
     pause = blocking(pause_async)
     resume = blocking(resume_async)
+
+    @property
+    def schedules(self) -> Schedules:
+        """Add, list, pause, resume, trigger and delete schedules at run time (audited)."""
+        return Schedules(self)
 
     @property
     def approvals(self) -> Approvals:
@@ -205,6 +217,72 @@ class App:
             return fn
 
         return register(fn) if fn is not None else register
+
+    def schedule(
+        self,
+        cron: str,
+        *,
+        id: str | None = None,
+        tz: str = "UTC",
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        catchup: str = "one",
+        overlap: str = "skip",
+    ) -> Callable[[F], F]:
+        """Start the decorated workflow on every tick of ``cron`` (read in zone ``tz``).
+
+        Put it above ``@app.workflow``. Each tick starts one run, whatever the number of
+        workers, with id ``<id>@<tick in UTC>`` (``id`` defaults to the workflow's name) and
+        input ``args``/``kwargs``. ``catchup`` says which ticks missed while no worker ran
+        fire: ``"one"`` the latest (default), ``"all"`` each, ``"skip"`` none (a tick up to a
+        minute late still fires). ``overlap`` says what a tick does while the previous run
+        still goes: ``"skip"`` it (default), ``"buffer"`` one to start when it ends,
+        ``"allow"`` both, or ``"cancel"`` the previous. Workers store the schedule when they
+        start; ``app.schedules`` and ``legato schedules`` change it at run time.
+        """
+        Cron(cron, tz)  # a bad expression or zone fails at import, not in a worker
+        check_policies(catchup, overlap)
+        options = {"schedule_id": id, "tz": tz, "args": tuple(args), "kwargs": kwargs,
+                   "catchup": catchup, "overlap": overlap}  # fmt: skip
+
+        def register(fn: F) -> F:
+            self._declared.append((fn, cron, options))
+            return fn
+
+        return register
+
+    async def _store_schedules(self, ops: Operations) -> None:
+        """Keep the schedules declared in code in step with the database."""
+        declared: set[str] = set()
+        for fn, cron, options in self._declared:
+            definition = self._definition(fn)
+            schedule_id = options["schedule_id"] or definition.name
+            if schedule_id in declared:
+                raise ConfigurationError(
+                    f"schedule {schedule_id!r} is declared twice; give each @app.schedule of"
+                    " one workflow its own id="
+                )
+            declared.add(schedule_id)
+            await ops.schedules.put(definition, cron, **{**options, "schedule_id": schedule_id},
+                                    source="code")  # fmt: skip
+        for schedule in await ops.schedules.list():
+            if (
+                schedule.source == "code"
+                and schedule.workflow in self.workflows
+                and schedule.id not in declared
+            ):
+                log.warning(
+                    "schedule %r (%s, %r) is stored as declared in code, but app %r does not"
+                    " declare it; it still fires: `legato schedules delete %s` removes it",
+                    schedule.id, schedule.workflow, schedule.cron, self.name, schedule.id,
+                )  # fmt: skip
+
+    def _schedules_changed(self) -> None:
+        """Tell this process's workers to read the schedules again."""
+        for runtime in list(self._runtimes.values()):
+            for worker in list(runtime.workers):
+                if not runtime.loop.is_closed():
+                    runtime.loop.call_soon_threadsafe(worker.schedules_changed)
 
     @overload
     def step(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
@@ -554,6 +632,7 @@ class App:
         if not self.workflows:
             raise ConfigurationError(f"app {self.name!r} has no workflows to run")
         runtime = await self._rt()
+        await self._store_schedules(runtime.ops)
         worker = Worker(
             store=runtime.store,
             clock=self.clock,

@@ -198,6 +198,12 @@ class UnknownApproval(LegatoError):
     code = "unknown_approval"
 
 
+class UnknownSchedule(LegatoError):
+    """A schedule id that the database does not hold."""
+
+    code = "unknown_schedule"
+
+
 class ApprovalConflict(LegatoError):
     """An approval was already decided differently; the first decision stands."""
 

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 #: ``iso``: 2024-05-14T09:30:00+00:00 (messages, summaries); ``text``: 2024-05-14 09:30:00
-#: (tables); ``day``: 2024-05-14 (the UTC day budgets and cost rollups count by)
-Style = Literal["iso", "text", "day"]
+#: (tables); ``day``: 2024-05-14 (the UTC day budgets and cost rollups count by); ``stamp``:
+#: 2024-05-14T09:30:00Z (inside ids: a scheduled run's)
+Style = Literal["iso", "text", "day", "stamp"]
 _FORMATS: dict[Style, str] = {
     "iso": "%Y-%m-%dT%H:%M:%S+00:00",
     "text": "%Y-%m-%d %H:%M:%S",
     "day": "%Y-%m-%d",
+    "stamp": "%Y-%m-%dT%H:%M:%SZ",
 }
 
 

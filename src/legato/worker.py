@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -142,6 +144,12 @@ class Worker:
         self.evaluators = evaluators
         self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
         self._paused_stale = True
+        # When a schedule of these workflows next has work (None: none has), the runs whose
+        # end lets a buffered tick start, and when the worker last asked (monotonic seconds:
+        # schedules changed by other processes are seen within a poll interval).
+        self._schedule_at: float | None = None
+        self._schedule_blockers: set[str] = set()
+        self._schedules_read = -math.inf
         self.hostname = host_identity()
         self.worker_id = f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Sync steps run here: as many threads as runs held, so blocking I/O does not queue
@@ -169,6 +177,22 @@ class Worker:
         if paused != self.paused:
             log.info("paused workflows: %s", ", ".join(sorted(paused)) or "none")
             self.paused = paused
+
+    def schedules_changed(self) -> None:
+        """Read the schedules again (this process changed one; called on the worker's loop)."""
+        self._schedules_read = -math.inf
+        self._wake.set()
+
+    async def _schedules(self, now: float) -> None:
+        """Start the runs of due schedule ticks, and learn when the next one falls."""
+        if self._schedule_at is not None and self._schedule_at <= now:
+            started = await self.store.fire_schedules(self.names, now)
+            if started:
+                log.info("schedules started %s", ", ".join(started))
+        elif time.monotonic() - self._schedules_read < self.poll_interval:
+            return
+        self._schedule_at, self._schedule_blockers = await self.store.schedule_wake(self.names)
+        self._schedules_read = time.monotonic()
 
     @property
     def loaded(self) -> int:
@@ -238,6 +262,7 @@ class Worker:
             self._look = False
             if await exit_when():
                 return False
+        await self._schedules(self.clock.now())
         free = self.concurrency - len(self._tasks)
         if free <= 0:  # full: a finishing run wakes us
             await self._sleep(self.poll_interval)
@@ -252,6 +277,11 @@ class Worker:
             await asyncio.sleep(0)
             return True
         next_wake = claim.next_wake_at
+        # A schedule's next tick is a timer like the runs' own, but a time-skipping clock
+        # jumps to it only within a limit: schedules never run out of ticks.
+        tick = self._schedule_at
+        if tick is not None and (skip_until is not None or not self.clock.skips_time):
+            next_wake = tick if next_wake is None else min(next_wake, tick)
         if not self._tasks:
             if (
                 self.clock.skips_time
@@ -300,6 +330,8 @@ class Worker:
             if outcome in ("completed", "failed"):
                 self.completed += 1
                 log.info("run %s (%s) %s", run.run_id, run.workflow, outcome)
+                if run.run_id in self._schedule_blockers:  # a buffered tick may start now
+                    self.schedules_changed()
             elif outcome == "lost":
                 # Usually someone else owns the run now and this is a no-op; but a write that
                 # failed for another reason must not leave the run leased to us forever.

@@ -23,12 +23,13 @@ from legato.ops.costs import CostOps
 from legato.ops.evals import EvalOps, EvaluatorStats
 from legato.ops.monitors import Figures, MonitorOps, MonitorView
 from legato.ops.runs import RunOps, Timeline, TimelineEntry, summarize
+from legato.ops.schedules import Schedule, ScheduleOps
 from legato.store.base import Store
 
 
 class Operations:
     """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``,
-    ``evals``, ``monitors``."""
+    ``evals``, ``monitors``, ``schedules``."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
@@ -42,6 +43,7 @@ class Operations:
         self.costs = CostOps(store, clock)
         self.evals = EvalOps(store, clock)
         self.monitors = MonitorOps(store, clock)
+        self.schedules = ScheduleOps(store, clock, payload_limit)
 
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "Operations",
     "Pause",
     "RunOps",
+    "Schedule",
+    "ScheduleOps",
     "Timeline",
     "TimelineEntry",
     "summarize",

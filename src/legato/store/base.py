@@ -3,13 +3,14 @@
 Every backend implements :class:`Store`, the union of the roles; the conformance suite in
 ``legato.testing`` checks that each one behaves the same. A layer that needs one part asks for
 that part (``RunStore``, ``JournalStore``, ``WorkerStore``, ``SupervisionStore``,
-``AuditStore``, ``UsageStore``, ``ControlStore``, ``MetricsStore``, ``MonitorStore``). Writes
-that act for a worker on a run it holds are *fenced*: they take effect only while that worker
-still owns the run, and report ``False`` otherwise (the run was cancelled or another worker
-took it over).
+``AuditStore``, ``UsageStore``, ``ControlStore``, ``ScheduleStore``, ``MetricsStore``,
+``MonitorStore``). Writes that act for a worker on a run it holds are *fenced*: they take
+effect only while that worker still owns the run, and report ``False`` otherwise (the run
+was cancelled or another worker took it over).
 
 The records live in ``records``; the logic both SQL backends share in the role modules
-(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``) over ``dialect``.
+(``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``control``, ``schedules``)
+over ``dialect``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from legato.store.records import (
     RunEnd,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
     Wait,
     Window,
     WorkerRecord,
@@ -390,6 +392,40 @@ class MonitorStore(Protocol):
     ) -> list[AlertRecord]: ...
 
 
+class ScheduleStore(Protocol):
+    """Schedules: workflows started on cron ticks, each tick's run started once."""
+
+    async def put_schedule(self, schedule: ScheduleRecord, audit: AuditEvent | None) -> bool:
+        """Add or update a schedule; an unchanged cron and zone keep its next tick and its
+        history. True when anything changed."""
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None: ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]: ...
+
+    async def delete_schedule(self, schedule_id: str, now: float, audit: AuditEvent) -> bool:
+        """False when there was no such schedule."""
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, next_at: float, now: float, audit: AuditEvent
+    ) -> bool:
+        """Pause, or resume with ``next_at`` as the next tick (ticks that fell while paused
+        never fire); False when it was already in that state or does not exist."""
+
+    async def schedule_wake(self, workflows: list[str]) -> tuple[float | None, set[str]]:
+        """When a schedule of these workflows next has work (None: none has), and the runs
+        whose end lets a buffered tick start (overlap "buffer")."""
+
+    async def fire_schedules(self, workflows: list[str], now: float) -> list[str]:
+        """Start the runs of the due ticks of these workflows' schedules, under each one's
+        catch-up and overlap policies, exactly once across workers; the ids of runs started."""
+
+    async def trigger_schedule(
+        self, schedule_id: str, run_id: str, now: float, audit: AuditEvent
+    ) -> RunRecord | None:
+        """Start a run of the schedule now, besides its ticks (None: no such schedule)."""
+
+
 class Store(
     RunStore,
     JournalStore,
@@ -400,6 +436,7 @@ class Store(
     ControlStore,
     MetricsStore,
     MonitorStore,
+    ScheduleStore,
     Protocol,
 ):
     """Persistence for runs, journals, events, workers, supervision and model usage."""

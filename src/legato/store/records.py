@@ -168,6 +168,29 @@ class Window:
     since: float
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule as stored: when its workflow starts, and what its ticks have done."""
+
+    schedule_id: str
+    workflow: str
+    cron: str
+    tz: str
+    input: str  # JSON: the run's args and kwargs
+    catchup: str
+    overlap: str
+    source: str  # "code" (declared with @app.schedule) or "api" (added at run time)
+    paused: bool
+    next_at: float
+    last_tick_at: float | None = None
+    last_run_id: str | None = None
+    buffered_at: float | None = None
+    fired: int = 0
+    skipped: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, parent_run_id, parent_seq, code_version,"
     " owner, wake_at, waiting_on, created_at, updated_at, finished_at, journal_format, tenant"
@@ -182,6 +205,10 @@ APPROVAL_COLUMNS = (
     " decided_at, consumed_at, created_at"
 )
 AUDIT_COLUMNS = "seq, at, kind, actor, run_id, subject, detail, prev_hash, hash"
+SCHEDULE_COLUMNS = (
+    "schedule_id, workflow, cron, tz, input, catchup, overlap, source, paused, next_at,"
+    " last_tick_at, last_run_id, buffered_at, fired, skipped, created_at, updated_at"
+)
 
 
 def run_values(run: RunRecord) -> tuple[Any, ...]:

@@ -61,6 +61,29 @@ async def wake_parent(tx: Tx, parent_run_id: str | None, now: float) -> None:
         await tx.notify()
 
 
+async def cancel_tree(tx: Tx, run: RunRecord, now: float) -> None:
+    """Cancel a run that has not ended, its children's runs and their pending approvals; its
+    parent (waiting for it as a child) wakes. The caller holds the run's row."""
+    cancelled = await tx.all(
+        f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
+        " waiting_on = NULL, finished_at = ?, updated_at = ?"
+        f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
+        " RETURNING run_id, workflow, tenant, created_at",
+        (run.run_id, now, now),
+    )
+    for the_id, workflow, tenant, created_at in cancelled:  # counted in the metrics
+        await write_run_metrics(
+            tx, RunMetrics(the_id, workflow, tenant, "cancelled", created_at, now)
+        )
+    await tx.runs_ended([r[0] for r in cancelled])
+    await tx.execute(
+        f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
+        " WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)",
+        (run.run_id, now),
+    )
+    await wake_parent(tx, run.parent_run_id, now)
+
+
 async def reopen(tx: Tx, run_id: str, now: float) -> None:
     """Reset a run to resume from the entry that failed it (and children that failed or were
     cancelled). Events taken by the removed entries go back to the buffer, except those that
@@ -137,23 +160,7 @@ class SQLRuns(Dialect):
             run = await require_run(tx, run_id, shown, lock=True)
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
-            cancelled = await tx.all(
-                f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
-                " waiting_on = NULL, finished_at = ?, updated_at = ?"
-                f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
-                " RETURNING run_id, workflow, tenant, created_at",
-                (run_id, now, now),
-            )
-            for the_id, workflow, tenant, created_at in cancelled:  # counted in the metrics
-                ended = RunMetrics(the_id, workflow, tenant, "cancelled", created_at, now)
-                await write_run_metrics(tx, ended)
-            await tx.runs_ended([r[0] for r in cancelled])
-            await tx.execute(
-                f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
-                " WHERE status = 'pending' AND run_id IN (SELECT id FROM tree)",
-                (run_id, now),
-            )
-            await wake_parent(tx, run.parent_run_id, now)
+            await cancel_tree(tx, run, now)
             return await require_run(tx, run_id)
 
         return await self._transact(work)

@@ -14,11 +14,20 @@ from legato.store.journal import SQLJournal
 from legato.store.metrics import SQLMetrics
 from legato.store.monitors import SQLMonitors
 from legato.store.runs import SQLRuns
+from legato.store.schedules import SQLSchedules
 from legato.store.usage import SQLUsage
 
 
 class SQLStore(
-    SQLRuns, SQLJournal, SQLApprovals, SQLAudit, SQLUsage, SQLControl, SQLMetrics, SQLMonitors
+    SQLRuns,
+    SQLJournal,
+    SQLApprovals,
+    SQLAudit,
+    SQLUsage,
+    SQLControl,
+    SQLSchedules,
+    SQLMetrics,
+    SQLMonitors,
 ):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 

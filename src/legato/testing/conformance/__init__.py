@@ -6,9 +6,8 @@ behave as the engine, the workers and the operations layer need. Checks are grou
 capability, one module each: ``schema``, ``runs``, ``journal``, ``claims_and_leases``,
 ``fencing``, ``events``, ``parking``, ``children``, ``approvals``, ``gate_and_throttles``,
 ``audit``, ``control`` (autonomy and pause), ``usage_and_cache``, ``metrics``,
-``monitors``, ``gc``, ``wakeups``,
-``workers`` and ``notifications``. Times are explicit (the store API takes ``now``): nothing
-sleeps.
+``monitors``, ``gc``, ``wakeups``, ``workers``, ``notifications`` and ``schedules``. Times are
+explicit (the store API takes ``now``): nothing sleeps.
 
 In your pytest suite, give a factory that returns a fresh store (an async function, or an
 async generator that cleans up after its ``yield``)::

@@ -25,6 +25,7 @@ from legato.testing.conformance import (
     notifications,
     parking,
     runs,
+    schedules,
     schema,
     usage_and_cache,
     wakeups,
@@ -56,6 +57,7 @@ _MODULES: dict[str, ModuleType] = {
     "wakeups": wakeups,
     "workers": workers,
     "notifications": notifications,
+    "schedules": schedules,
 }
 CAPABILITIES: tuple[str, ...] = tuple(_MODULES)
 
