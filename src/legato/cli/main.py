@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from legato.cli import evaluation
 from legato.durations import format_duration, parse_duration
 from legato.errors import ConfigurationError, LegatoError
 from legato.store.base import redact_url
@@ -145,6 +146,7 @@ def cli(ctx: click.Context, database_url: str | None, app_target: str | None) ->
         "url": url or database_url or DEFAULT_URL,
         "explicit": explicit,
         "payload_limit": limit,
+        "app": app if app_target is not None else None,
     }
 
 
@@ -675,6 +677,10 @@ def _styled(status: str) -> str:
 
 def _time(ts: float | None) -> str:
     return "-" if ts is None else format_timestamp(ts, "text")
+
+
+for _command in evaluation.commands(_run, parse_age):  # legato stats, evals, monitors
+    cli.add_command(_command)
 
 
 def main() -> None:
