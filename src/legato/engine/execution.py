@@ -379,23 +379,18 @@ class Execution:
     def step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
         seq, entry = self.take("step", step.name)
         pending = self.evaluations.take("step", step.name)
-        if pending:
-            return self._judged_step(seq, entry, step, args, kwargs, pending)
-        return self.run_step(seq, entry, step, args, kwargs)
+        call = self.run_step(seq, entry, step, args, kwargs)
+        return self._judged(call, seq, step.name, (args, kwargs), pending) if pending else call
 
-    async def _judged_step(
-        self,
-        seq: int,
-        entry: Entry | None,
-        step: StepDef,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        pending: Any,
+    async def _judged(
+        self, call: Awaitable[Any], seq: int, name: str, the_input: Any, pending: Any
     ) -> Any:
-        result = await self.run_step(seq, entry, step, args, kwargs)
+        """A step's result, once the inline evaluators in ``pending`` have judged it."""
+        result = await call
+        args, kwargs = the_input
+        judged_input = jsonable({"args": list(args), "kwargs": kwargs})
         output = serde.loads(self.journal[seq].output)
-        the_input = jsonable({"args": list(args), "kwargs": kwargs})
-        await self.evaluations.judge(pending, "step", step.name, seq, the_input, output)
+        await self.evaluations.judge(pending, "step", name, seq, judged_input, output)
         return result
 
     async def run_step(
