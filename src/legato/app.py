@@ -646,8 +646,8 @@ class App:
         )
         runtime.workers.add(worker)
         watching = None
-        if watch is not None and (self.monitors or watch == 0):
-            watching = asyncio.create_task(self._watch(worker.worker_id, watch or 1.0))
+        if watch is not None and self.monitors:  # a long-running worker checks monitors
+            watching = asyncio.create_task(self._watch(worker.worker_id, watch))
         try:
             await worker.run(
                 stop=stop, exit_when=exit_when, exit_when_idle=exit_when_idle, skip_until=skip_until
