@@ -148,3 +148,27 @@ def test_handled_rejection_replays_the_same_way(make_app: Callable[..., legato.A
     app.send_event("h", "reply", {"candidate": "ok", "interested": True})
     app.run_until_idle()
     assert handle.result() == "ok"
+
+
+def test_an_event_sent_again_with_its_id_is_delivered_once(
+    make_app: Callable[..., legato.App],
+) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def wf(ctx: legato.Context) -> list[object]:
+        first = await ctx.wait_for_event("reply")
+        second = await ctx.wait_for_event("reply", timeout=timedelta(hours=1))
+        return [first, second]
+
+    handle = app.start(wf, run_id="once")
+    # a webhook delivered twice, a client that timed out and sent again
+    assert app.send_event("once", "reply", {"n": 1}, event_id="msg-1") is True
+    assert app.send_event("once", "reply", {"n": 1}, event_id="msg-1") is False
+    with pytest.raises(legato.RunConflict, match="sent with another name or payload"):
+        app.send_event("once", "reply", {"n": 2}, event_id="msg-1")
+    app.run_until_idle()
+    with pytest.raises(legato.RunFailed, match="EventTimeout"):
+        handle.result()  # the second wait saw no second event: it timed out
+    # after the run ended, a late repeat is still only a repeat
+    assert app.send_event("once", "reply", {"n": 1}, event_id="msg-1") is False

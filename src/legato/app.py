@@ -595,10 +595,18 @@ class App:
             await self._work(exit_when=finished)
         return await handle.result_async()
 
-    async def send_event_async(self, run_id: str, name: str, payload: Any = None) -> None:
-        """Deliver an event to a run; it is buffered until the run waits for it."""
-        await (await self._rt()).ops.runs.send_event(run_id, name, payload)
+    async def send_event_async(
+        self, run_id: str, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> bool:
+        """Deliver an event to a run; it is buffered until the run waits for it.
+
+        With ``event_id``, sending again (a retry after a timeout, a webhook delivered twice)
+        delivers it once: the repeat returns False, even after the run has ended."""
+        sent = await (await self._rt()).ops.runs.send_event(
+            run_id, name, payload, event_id=event_id
+        )
         self._notify_workers()
+        return sent
 
     async def cancel_async(self, run_id: str) -> None:
         """Cancel a run that has not finished (and its child runs)."""

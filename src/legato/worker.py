@@ -43,7 +43,8 @@ from legato.store.base import Entry, RunRecord, Store, Wait, WorkerRecord
 log = logging.getLogger("legato.worker")
 T = TypeVar("T")
 _INTERNAL_RETRY = 5.0  # seconds before a run that hit an unexpected error is tried again
-CHECK_INTERVAL = 0.2  # seconds between looks for dead workers
+CHECK_INTERVAL = 0.2  # seconds between looks for dead workers and cancelled runs
+_CANCEL_LOOKBACK = 60.0
 _PID_CHECK = 1.0  # ... by pid and silence, where the database can tell by sessions
 _PAUSED_CHECK = 1.0  # seconds between reads of the paused workflows (sooner when notified)
 _MAX_BACKOFF = 5.0  # seconds between attempts while the database is away
@@ -374,6 +375,8 @@ class Worker:
                 if self._paused_stale or loop.time() >= next_paused:
                     await self._refresh_paused()
                     next_paused = loop.time() + _PAUSED_CHECK
+                if self.executions:
+                    await self._stop_cancelled()
                 by_pid = loop.time() >= next_pids
                 await self._recover(by_pid)
                 if by_pid:
@@ -383,6 +386,17 @@ class Worker:
                 if not failing:  # once per outage, not every CHECK_INTERVAL
                     log.exception("worker %s: heartbeat failed", self.worker_id)
                 failing = True
+
+    async def _stop_cancelled(self) -> None:
+        """Stop at once the runs held here that were cancelled (not at their next write).
+
+        Looks back a minute, for the clocks of the machines that cancel: a run seen again is
+        stopped already."""
+        for run_id in await self.store.cancelled_since(self.clock.now() - _CANCEL_LOOKBACK):
+            execution = self.executions.get(run_id)
+            if execution is not None and not execution.cancelled.is_set():
+                log.info("run %s was cancelled; stopping it", run_id)
+                execution.cancel()
 
     async def recover(self) -> int:
         """Release the runs of workers that are gone; return how many workers were gone."""

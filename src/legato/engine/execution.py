@@ -21,6 +21,7 @@ import contextvars
 import functools
 import logging
 import random as _random
+import threading
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -128,6 +129,9 @@ class Execution:
         self._waits: dict[int, Parkable] = {}
         self._activity = 0
         self._park: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        #: set when the run is cancelled while it executes here; steps see it (StepInfo)
+        self.cancelled = threading.Event()
         self._rng = _random.Random()
         self.supervision = Supervision(self)
         self.model_calls = ModelCalls(self, self.supervision)
@@ -140,15 +144,19 @@ class Execution:
         self._park = loop.create_future()
         with numbered_tasks(loop):
             task = loop.create_task(self._call(), context=contextvars.copy_context())
+            self._task = task  # for cancel(); let go at the end (its context holds us)
             try:
-                await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:  # the worker is shutting down hard
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise
-            if not task.done():
-                return await self._suspend(task)
-            return await self._settle(task)
+                try:
+                    await asyncio.wait((task, self._park), return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the worker is shutting down hard
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                if not task.done():
+                    return await self._suspend(task)
+                return await self._settle(task)
+            finally:
+                self._task = None
 
     async def _call(self) -> Any:
         enter_run(self, self._root)  # here, inside the task: the root task is not a branch
@@ -325,6 +333,15 @@ class Execution:
             self._active -= 1
             self._poke()
 
+    def cancel(self) -> None:
+        """The run was cancelled elsewhere (a person, its parent, a schedule): stop now rather
+        than at the next journal write, recording nothing more. An async step in flight is
+        cancelled; a sync step sees ``current_step().cancelled``."""
+        self.cancelled.set()
+        self._fatal = LeaseLost()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
     def lost(self) -> NoReturn:
         self._fatal = LeaseLost()
         raise self._fatal
@@ -482,8 +499,9 @@ class Execution:
         self, step: StepDef, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         info = StepInfo(
-            self.run_id, self.workflow.name, step.name, seq, attempt, entry=self.key_of(seq)
-        )
+            self.run_id, self.workflow.name, step.name, seq, attempt, self.key_of(seq),
+            self.cancelled,
+        )  # fmt: skip
         token = step_context(info)
         try:
             call: Awaitable[Any]

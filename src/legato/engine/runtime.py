@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -89,6 +90,14 @@ class StepInfo:
     attempt: int
     #: the entry's identity: its branch and position, the same on every attempt and replay
     entry: str = ""
+    _cancel: threading.Event | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the run was cancelled while this step runs: a long sync step should look
+        now and then and return (its result is not recorded). An async step is cancelled
+        (``asyncio.CancelledError``) instead."""
+        return self._cancel is not None and self._cancel.is_set()
 
     @property
     def idempotency_key(self) -> str:

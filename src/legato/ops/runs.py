@@ -112,19 +112,34 @@ class RunOps:
         entries = await self.store.load_entries(run_id)
         return Timeline(run, [_line(e) for e in entries])
 
-    async def send_event(self, run_id: str, name: str, payload: Any = None) -> None:
+    async def send_event(
+        self, run_id: str, name: str, payload: Any = None, *, event_id: str | None = None
+    ) -> bool:
+        """Deliver an event; False when an event with ``event_id`` was delivered before.
+
+        Without an id the call gets one of its own, so the store's retry of a send whose commit
+        landed but whose reply was lost does not deliver it twice; give one to make your own
+        retries (a webhook delivered again, a client that timed out) safe too."""
         if not isinstance(name, str) or not name:
             raise ConfigurationError("an event name must be a non-empty string")
+        if event_id is not None and (not isinstance(event_id, str) or not event_id):
+            raise ConfigurationError("an event id must be a non-empty string")
         text = serde.dumps(payload, what=f"the payload of event {name!r}", limit=self.payload_limit)
-        await self.store.send_event(run_id, name, text, self.clock.now())
+        if event_id is not None:
+            return await self.store.send_event(run_id, name, text, self.clock.now(), event_id)
+        # our own id: a repeat can only be the store's retry of this very call
+        await self.store.send_event(run_id, name, text, self.clock.now(), uuid.uuid4().hex)
+        return True
 
-    async def send_event_json(self, run_id: str, name: str, data: str) -> None:
+    async def send_event_json(
+        self, run_id: str, name: str, data: str, *, event_id: str | None = None
+    ) -> bool:
         """Send an event whose payload is JSON text (from the CLI or a webhook)."""
         try:
             payload = json.loads(data)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"event data is not valid JSON: {exc}") from None
-        await self.send_event(run_id, name, payload)
+        return await self.send_event(run_id, name, payload, event_id=event_id)
 
     async def cancel(self, run_id: str) -> RunRecord:
         return await self.store.cancel_run(run_id, self.clock.now())

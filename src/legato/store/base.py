@@ -72,13 +72,21 @@ class RunStore(Protocol):
         """The journals of several runs in one query (what a worker just claimed)."""
 
     async def cancel_run(self, run_id: str, now: float) -> RunRecord:
-        """Cancel a run that has not finished, and its unfinished children."""
+        """Cancel a run that has not finished, and its unfinished children. The store's own
+        retry after a lost reply finds the run cancelled and returns it."""
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        """Runs cancelled at ``since`` or later (a worker stops those it executes)."""
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         """Make a failed run runnable again from its first failed journal entry."""
 
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
-        """Buffer an event for a run that has not finished; wake it if it waits."""
+    async def send_event(
+        self, run_id: str, name: str, payload: str, now: float, event_id: str | None = None
+    ) -> bool:
+        """Buffer an event for a run that has not finished; wake it if it waits. An event with
+        the ``event_id`` of one sent before is not applied again (False), even after the run
+        ended; with another name or payload it is a ``RunConflict``."""
 
     async def wait_for_end(self, run_id: str, timeout: float | None) -> RunRecord | None:
         """The run once it has ended (completed, failed, cancelled), or as it is when

@@ -28,6 +28,9 @@ class Tx(Protocol):
     #: writers run concurrently (PostgreSQL), nothing where one writer holds the whole
     #: database (SQLite)
     for_update: str
+    #: this is the store's retry of a transaction whose outcome it could not learn (the
+    #: connection dropped): it may have committed, and what it finds may be its own doing
+    retried: bool
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; how many rows it changed."""

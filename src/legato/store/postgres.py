@@ -460,8 +460,12 @@ class PostgresStore(SQLStore):
     async def _transact(
         self, work: Work[T], *, after: str | None = None, one_statement: bool = False
     ) -> T:
+        attempts = 0
+
         async def run(conn: Conn) -> T:
-            return await work(_PostgresTx(conn, self.channel, self.end_channel))
+            nonlocal attempts
+            attempts += 1
+            return await work(_PostgresTx(conn, self.channel, self.end_channel, attempts > 1))
 
         if after is not None:
             return await self._fenced(after, run, transaction=not one_statement)
@@ -661,13 +665,14 @@ class PostgresStore(SQLStore):
 class _PostgresTx:
     """The dialect's transaction: a pooled connection, ``?`` placeholders made psycopg's."""
 
-    __slots__ = ("_channel", "_conn", "_end_channel")
+    __slots__ = ("_channel", "_conn", "_end_channel", "retried")
     for_update = " FOR UPDATE"
 
-    def __init__(self, conn: Conn, channel: str, end_channel: str) -> None:
+    def __init__(self, conn: Conn, channel: str, end_channel: str, retried: bool) -> None:
         self._conn = conn
         self._channel = channel
         self._end_channel = end_channel
+        self.retried = retried
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         cur = await self._conn.execute(_placeholders(query), params)

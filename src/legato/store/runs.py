@@ -158,12 +158,20 @@ class SQLRuns(Dialect):
             run = await require_run(tx, run_id, shown)
             await tx.lock_run(run.parent_run_id)  # parent, then child: one order everywhere
             run = await require_run(tx, run_id, shown, lock=True)
+            if run.status == "cancelled" and tx.retried:
+                return run  # this very call, retried after its commit's reply was lost
             if run.status in TERMINAL:
                 raise RunConflict(f"run {run_id!r} is already {run.status}; nothing to cancel")
             await cancel_tree(tx, run, now)
             return await require_run(tx, run_id)
 
         return await self._transact(work)
+
+    async def cancelled_since(self, since: float) -> list[str]:
+        rows = await self._select(
+            "SELECT run_id FROM runs WHERE finished_at >= ? AND status = 'cancelled'", (since,)
+        )
+        return [r[0] for r in rows]
 
     async def retry_run(self, run_id: str, now: float) -> RunRecord:
         shown = self._shown()
@@ -180,18 +188,33 @@ class SQLRuns(Dialect):
 
         return await self._transact(work)
 
-    async def send_event(self, run_id: str, name: str, payload: str, now: float) -> None:
+    async def send_event(
+        self, run_id: str, name: str, payload: str, now: float, event_id: str | None = None
+    ) -> bool:
         shown = self._shown()
 
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx) -> bool:
             run = await require_run(tx, run_id, shown, lock=True)
+            if event_id is not None:  # sent before (a retry): applied once, whatever came since
+                row = await tx.one(
+                    "SELECT name, payload FROM events WHERE run_id = ? AND event_id = ?",
+                    (run_id, event_id),
+                )
+                if row is not None:
+                    if (row[0], row[1]) != (name, payload):
+                        raise RunConflict(
+                            f"event id {event_id!r} of run {run_id!r} was sent with another name"
+                            " or payload; give each event its own id"
+                        )
+                    return False
             if run.status in TERMINAL:
                 raise RunConflict(
                     f"run {run_id!r} is {run.status}; event {name!r} would never be received"
                 )
             await tx.execute(
-                "INSERT INTO events (run_id, name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, name, payload, now),
+                "INSERT INTO events (run_id, name, payload, created_at, event_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, name, payload, now, event_id),
             )
             if run.status == "waiting":
                 await tx.execute(
@@ -199,8 +222,9 @@ class SQLRuns(Dialect):
                     (now, now, run_id),
                 )
                 await tx.notify()
+            return True
 
-        await self._transact(work)
+        return await self._transact(work)
 
     async def delete_finished(self, before: float, *, dry_run: bool = False) -> int:
         async def work(tx: Tx) -> int:

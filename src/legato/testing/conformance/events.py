@@ -89,3 +89,21 @@ async def check_an_event_wakes_a_waiting_run_but_not_a_leased_one(store: Store) 
         NOW + LEASE,
     )
     assert [r.run_id for r in await store.claim("w2", [WF], NOW + 5, LEASE, 10)] == ["parked"]
+
+
+async def check_an_event_sent_again_with_its_id_is_applied_once(store: Store) -> None:
+    await store.create_run(run_record("r"))
+    assert await store.send_event("r", "reply", '{"n":1}', NOW, "delivery-1") is True
+    assert await store.send_event("r", "reply", '{"n":1}', NOW + 1, "delivery-1") is False
+    assert await store.send_event("r", "reply", '{"n":1}', NOW + 1, "delivery-2") is True
+    await claim_one(store, "w", "r")
+    assert await store.consume_event("w", _taken("r", 0, "reply")) == '{"n":1}'
+    assert await store.consume_event("w", _taken("r", 1, "reply")) == '{"n":1}'
+    assert await store.consume_event("w", _taken("r", 2, "reply")) is None  # no third
+    with raises(RunConflict, "sending another payload under a used event id"):
+        await store.send_event("r", "reply", '{"n":2}', NOW + 2, "delivery-1")
+    assert await store.finish_run("w", "r", "completed", "null", NOW + 3)
+    # a repeat after the run ended is still just a repeat, not an error
+    assert await store.send_event("r", "reply", '{"n":1}', NOW + 4, "delivery-1") is False
+    with raises(RunConflict, "a new event for an ended run"):
+        await store.send_event("r", "reply", '{"n":1}', NOW + 4, "delivery-3")

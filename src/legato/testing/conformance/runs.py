@@ -132,6 +132,8 @@ async def check_cancel_ends_unfinished_runs_only(store: Store) -> None:
     for run_id in ("running", "later"):
         with raises(RunConflict, f"cancelling the cancelled run {run_id}"):
             await store.cancel_run(run_id, NOW + 2)
+    assert sorted(await store.cancelled_since(NOW + 1)) == ["later", "running", "sleeping"]
+    assert await store.cancelled_since(NOW + 1.5) == []
     assert await store.finish_run("w2", "pending", "completed", "1", NOW + 1001)
     with raises(RunConflict, "cancelling a completed run"):
         await store.cancel_run("pending", NOW + 1002)
