@@ -109,17 +109,8 @@ class Evaluations:
         the_input = definition.encode_input(
             (host.run_id, ev.name, kind, name, key), {}, host.payload_limit
         )
-        return RunRecord(
-            run_id=f"{host.run_id}~eval~{ev.name}~{key or 'result'}",
-            workflow=EVALUATE_WORKFLOW,
-            status="pending",
-            input=the_input,
-            code_version=definition.code_version,
-            wake_at=now,
-            created_at=now,
-            updated_at=now,
-            tenant=host.run.tenant,
-        )
+        run_id = f"{host.run_id}~eval~{ev.name}~{key or 'result'}"
+        return definition.new_run(run_id, the_input, now, host.run.tenant)
 
 
 def record(ev: EvaluatorDef, target: Target, verdict: Verdict, now: float) -> EvaluationRecord:

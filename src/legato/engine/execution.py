@@ -711,18 +711,9 @@ class Execution:
             entry = self.make_entry(
                 seq, "child", definition.name, "waiting", input=child_id, started_at=now
             )
-            child = RunRecord(
-                run_id=child_id,
-                workflow=definition.name,
-                status="pending",
-                input=definition.encode_input(args, kwargs, self.payload_limit),
-                parent_run_id=self.run_id,
-                parent_seq=seq,
-                code_version=definition.code_version,
-                wake_at=now,
-                created_at=now,
-                updated_at=now,
-                tenant=self.run.tenant,
+            text = definition.encode_input(args, kwargs, self.payload_limit)
+            child = definition.new_run(
+                child_id, text, now, self.run.tenant, parent_run_id=self.run_id, parent_seq=seq
             )
             if not await self.io(self.store.start_child(self.owner, entry, child)):
                 self.lost()

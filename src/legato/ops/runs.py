@@ -69,19 +69,7 @@ class RunOps:
             )
         text = workflow.encode_input(args, kwargs, self.payload_limit)
         now = self.clock.now()
-        run, created = await self.store.create_run(
-            RunRecord(
-                run_id=run_id,
-                workflow=workflow.name,
-                status="pending",
-                input=text,
-                code_version=workflow.code_version,
-                wake_at=now,
-                created_at=now,
-                updated_at=now,
-                tenant=tenant,
-            )
-        )
+        run, created = await self.store.create_run(workflow.new_run(run_id, text, now, tenant))
         if not created and run.workflow != workflow.name:
             raise RunConflict(
                 f"run id {run_id!r} already belongs to workflow {run.workflow!r}, not"
