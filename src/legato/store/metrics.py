@@ -66,21 +66,35 @@ _VALUES = operator.attrgetter(*_FIELDS)
 _FLOATS: dict[str, type[float]] = {"duration": float, "wait": float, "score": float}
 TALLY_COLUMNS = ", ".join(_FIELDS)
 _ROLLUP_KEY = ("hour", "workflow", "tenant", "kind", "name", "outcome")
-_UPSERT_ROLLUP = (
-    f"INSERT INTO metric_rollup ({', '.join(_ROLLUP_KEY)}, {TALLY_COLUMNS})"
-    f" VALUES ({marks(len(_ROLLUP_KEY) + len(_FIELDS))})"
-    " ON CONFLICT (kind, workflow, hour, tenant, name, outcome) DO UPDATE SET "
+_ROLLUP_COLUMNS = f"{', '.join(_ROLLUP_KEY)}, shard, {TALLY_COLUMNS}"
+_ON_ROLLUP = (
+    " ON CONFLICT (kind, workflow, hour, tenant, name, outcome, shard) DO UPDATE SET "
     + ", ".join(f"{f} = metric_rollup.{f} + excluded.{f}" for f in _FIELDS)
 )
+
+
+def upsert_rollup(shard: str) -> str:
+    """Add one row of sums to the rollup, in ``shard`` (an SQL expression)."""
+    return (
+        f"INSERT INTO metric_rollup ({_ROLLUP_COLUMNS}) VALUES ({marks(len(_ROLLUP_KEY))},"
+        f" {shard}, {marks(len(_FIELDS))}){_ON_ROLLUP}"
+    )
+
+
 _RUN_FIELDS = (
     "duration", "cost_nanousd", "unknown_cost", "tokens", "calls", "retries", "approvals",
     "approved", "edited", "rejected", "timed_out",
 )  # fmt: skip
-_INSERT_RUN_METRICS = (
-    "INSERT INTO run_metrics (run_id, workflow, tenant, outcome, created_at, finished_at,"
-    f" {', '.join(_RUN_FIELDS)}) VALUES ({marks(6 + len(_RUN_FIELDS))})"
+_RUN_METRICS_COLUMNS = (
+    f"run_id, workflow, tenant, outcome, created_at, finished_at, {', '.join(_RUN_FIELDS)}"
+)
+_ON_RUN_METRICS = (
     " ON CONFLICT (run_id) DO UPDATE SET outcome = excluded.outcome,"
     " finished_at = excluded.finished_at, " + ", ".join(f"{f} = excluded.{f}" for f in _RUN_FIELDS)
+)
+_INSERT_RUN_METRICS = (
+    f"INSERT INTO run_metrics ({_RUN_METRICS_COLUMNS})"
+    f" VALUES ({marks(6 + len(_RUN_FIELDS))}){_ON_RUN_METRICS}"
 )
 
 
@@ -133,22 +147,46 @@ class StatRow:
     tally: Tally
 
 
-async def write_run_metrics(tx: Tx, m: RunMetrics) -> None:
-    """Record a run's end and add it to the rollup, inside the transaction that ends it."""
+def run_end_rows(m: RunMetrics) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The ``run_metrics`` row of a run's end and its rollup rows (without the shard)."""
     tenant = m.tenant or ""
     m.run.n, m.run.duration = 1, max(0.0, m.finished_at - m.created_at)
-    await tx.execute(
-        _INSERT_RUN_METRICS,
-        (m.run_id, m.workflow, tenant, m.outcome, m.created_at, m.finished_at,
-         *(getattr(m.run, f) for f in _RUN_FIELDS)),
-    )  # fmt: skip
+    row = (m.run_id, m.workflow, tenant, m.outcome, m.created_at, m.finished_at,
+           *(getattr(m.run, f) for f in _RUN_FIELDS))  # fmt: skip
     hour = int(m.finished_at // HOUR)
-    rows = [(hour, m.workflow, tenant, "run", "", m.outcome, *m.run.values())]
-    rows += [
+    rollup = [(hour, m.workflow, tenant, "run", "", m.outcome, *m.run.values())]
+    rollup += [
         (hour, m.workflow, tenant, kind, name, outcome, *t.values())
         for (kind, name, outcome), t in m.ops.items()
     ]
-    await tx.execute_many(_UPSERT_ROLLUP, rows)
+    return row, rollup
+
+
+async def write_run_metrics(tx: Tx, m: RunMetrics) -> None:
+    """Record a run's end and add it to the rollup, inside the transaction that ends it."""
+    row, rollup = run_end_rows(m)
+    await tx.execute(_INSERT_RUN_METRICS, row)
+    await tx.execute_many(upsert_rollup(tx.rollup_shard), rollup)
+
+
+def ended_with_metrics(ends: str, m: RunMetrics, shard: str) -> tuple[str, list[Any]]:
+    """One statement (PostgreSQL's data-modifying CTEs) that runs ``ends`` (an UPDATE of the
+    run ``RETURNING run_id``) and, when it ended the run, records ``m``: a row if it ended it."""
+    row, rollup = run_end_rows(m)
+    width = len(_ROLLUP_KEY) + len(_FIELDS)
+    parts = [
+        f"WITH ended AS ({ends}),"
+        f" m AS (INSERT INTO run_metrics ({_RUN_METRICS_COLUMNS})"
+        f" SELECT {marks(len(row))} FROM ended{_ON_RUN_METRICS})"
+    ]
+    for i in range(len(rollup)):
+        parts.append(
+            f", r{i} AS (INSERT INTO metric_rollup ({_ROLLUP_COLUMNS})"
+            f" SELECT {marks(len(_ROLLUP_KEY))}, {shard}, {marks(len(_FIELDS))}"
+            f" FROM ended{_ON_ROLLUP})"
+        )
+    assert all(len(r) == width for r in rollup)
+    return "".join(parts) + " SELECT 1 FROM ended", [*row, *(v for r in rollup for v in r)]
 
 
 async def insert_evaluation(tx: Tx, e: EvaluationRecord) -> bool:
@@ -164,7 +202,7 @@ async def insert_evaluation(tx: Tx, e: EvaluationRecord) -> bool:
     tally = Tally(n=1, passed=int(e.passed), score=e.score)
     outcome = "passed" if e.passed else "failed"
     await tx.execute(
-        _UPSERT_ROLLUP,
+        upsert_rollup(tx.rollup_shard),
         (int(e.at // HOUR), e.workflow, e.tenant or "", "eval", e.evaluator, outcome,
          *tally.values()),
     )  # fmt: skip

@@ -25,7 +25,9 @@ CREATE INDEX run_metrics_workflow ON run_metrics (workflow, finished_at, run_id)
 CREATE INDEX run_metrics_finished ON run_metrics (finished_at, run_id);
 
 -- Sums per hour, workflow, tenant, kind (run, step, tool, llm, eval), name and outcome:
--- a few rows per hour whatever the number of runs.
+-- a few rows per hour whatever the number of runs. ``shard`` spreads a key over a few rows
+-- where writers run concurrently (PostgreSQL: by connection), so run ends do not queue on one
+-- row's lock; readers sum the shards.
 CREATE TABLE metric_rollup (
     hour $bigint NOT NULL,
     workflow TEXT NOT NULL,
@@ -33,6 +35,7 @@ CREATE TABLE metric_rollup (
     kind TEXT NOT NULL,
     name TEXT NOT NULL,
     outcome TEXT NOT NULL,
+    shard INTEGER NOT NULL,
     n $bigint NOT NULL,
     duration $real NOT NULL,
     cost_nanousd $bigint NOT NULL,
@@ -54,7 +57,7 @@ CREATE TABLE metric_rollup (
     invalid $bigint NOT NULL,
     passed $bigint NOT NULL,
     score $real NOT NULL,
-    PRIMARY KEY (kind, workflow, hour, tenant, name, outcome)
+    PRIMARY KEY (kind, workflow, hour, tenant, name, outcome, shard)
 );
 
 -- One row per evaluation, written once (its key) whether inline or shadow.
