@@ -20,6 +20,9 @@ def test_exported_members() -> None:
         "LLMResult",
         "Message",
         "ModelError",
+        "Monitor",
+        "Verdict",
+        "EvaluationFailed",
         "ModelUnavailable",
         "OutputValidationError",
         "ToolCall",
@@ -75,5 +78,5 @@ def test_every_user_error_has_a_stable_code_and_signals_escape_except_exception(
         and issubclass(getattr(legato, n), legato.LegatoError)
     ]
     codes = {e.code for e in errors}
-    assert len(errors) == 26 and len(codes) == len(errors)  # one code each, none shared
+    assert len(errors) == 27 and len(codes) == len(errors)  # one code each, none shared
     assert not issubclass(Suspended, Exception) and not issubclass(LeaseLost, Exception)

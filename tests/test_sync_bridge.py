@@ -31,7 +31,7 @@ def _twins() -> list[tuple[type, str]]:
 
 def test_every_async_method_has_a_sync_twin_with_its_signature_and_docstring() -> None:
     twins = _twins()
-    assert len(twins) == 20  # (App.fork, RunHandle.custom_status)
+    assert len(twins) == 22  # (App.fork, RunHandle.custom_status, App.check_monitors, ...)
     for cls, name in twins:
         sync, coro = getattr(cls, name), getattr(cls, f"{name}_async")
         assert not inspect.iscoroutinefunction(sync), f"{cls.__name__}.{name}"

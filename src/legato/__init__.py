@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from legato.context import Context
     from legato.engine.definitions import Step, Tool
     from legato.engine.runtime import StepInfo, current_step
-    from legato.governance import Policy, PolicyError
+    from legato.evals import EvaluationFailed, Verdict
+    from legato.governance import Monitor, Policy, PolicyError
     from legato.handle import RunHandle
     from legato.ops.schedules import Schedule
     from legato.retry import NO_RETRY, RetryPolicy
@@ -77,9 +78,11 @@ _LAZY = {
     "DataBlocked": "legato.ai.results",
     "Decision": "legato.approvals",
     "EmbedResult": "legato.ai.results",
+    "EvaluationFailed": "legato.evals",
     "LLMResult": "legato.ai.results",
     "Message": "legato.ai.messages",
     "ModelError": "legato.ai.model",
+    "Monitor": "legato.governance",
     "ModelUnavailable": "legato.ai.results",
     "NO_RETRY": "legato.retry",
     "OutputValidationError": "legato.ai.results",
@@ -94,6 +97,7 @@ _LAZY = {
     "Tool": "legato.engine.definitions",
     "ToolCall": "legato.ai.messages",
     "ToolSpec": "legato.ai.messages",
+    "Verdict": "legato.evals",
     "current_step": "legato.engine.runtime",
 }
 
@@ -130,12 +134,14 @@ __all__ = [
     "DataBlocked",
     "Decision",
     "EmbedResult",
+    "EvaluationFailed",
     "EventTimeout",
     "LLMResult",
     "LegatoError",
     "Message",
     "ModelError",
     "ModelUnavailable",
+    "Monitor",
     "NO_RETRY",
     "NondeterminismError",
     "NondeterminismWarning",
@@ -163,6 +169,7 @@ __all__ = [
     "UnknownRun",
     "UnknownSchedule",
     "UnknownWorkflow",
+    "Verdict",
     "__version__",
     "current_step",
 ]

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
+from pydantic import ValidationError
+
 from legato.ai.config import AIConfig, load_config
 from legato.ai.registry import Models
 from legato.clock import Clock, SystemClock
@@ -35,8 +37,11 @@ from legato.engine.definitions import (
     WorkflowDef,
     qualified_name,
 )
+from legato.engine.evaluations import EVALUATE_WORKFLOW
 from legato.errors import ConfigurationError, UnknownWorkflow
+from legato.evals.evaluators import EvaluatorDef, EvaluatorFn, Mode
 from legato.governance import Policy
+from legato.governance.monitors import Monitor
 from legato.handle import RunHandle
 from legato.ops import Operations
 from legato.oversight import Approvals, Autonomy
@@ -49,6 +54,7 @@ from legato.sync import Portal, blocking, run_coroutine
 from legato.unmatched import unmatched_controls
 from legato.worker import Worker, wait_for_database
 
+log = logging.getLogger("legato.app")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
@@ -136,6 +142,9 @@ class App:
         self.tools: dict[str, ToolDef] = {}
         self.workflows: dict[str, WorkflowDef] = {}
         self.steps: dict[str, StepDef] = {}
+        #: evaluators by name (``@app.evaluator``)
+        self.evaluators: dict[str, EvaluatorDef] = {}
+        self._monitors: dict[str, Monitor] = {}
         # @app.schedule: (workflow function, cron, options), stored when a worker starts
         self._declared: list[tuple[Callable[..., Any], str, dict[str, Any]]] = []
         self._runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Runtime] = (
@@ -370,6 +379,121 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    def evaluator(
+        self,
+        name: str,
+        *,
+        on: str = "workflow",
+        mode: Mode = "inline",
+        sample: float = 1.0,
+        required: bool = False,
+        threshold: float = 0.5,
+    ) -> Callable[[EvaluatorFn], EvaluatorFn]:
+        """Register a function that judges outputs: it gets a :class:`legato.evals.Target`
+        and returns a :class:`legato.evals.Verdict` (score in [0, 1], passed, reason), a
+        bool, a score, or ``(score, passed, reason)``.
+
+        ``on``: ``"workflow"`` (each run's result), ``"step"``, ``"tool"``, ``"llm"``, or one
+        by name (``"step:score"``, ``"llm:fast"``). ``mode="inline"`` judges in the run as a
+        journaled entry (``required=True`` fails the run when it fails); ``mode="shadow"``
+        judges a ``sample`` of the targets after the run ends, as durable work that never
+        blocks or fails it. A score passes at ``threshold``.
+        """
+
+        def register(fn: EvaluatorFn) -> EvaluatorFn:
+            definition = EvaluatorDef(name, fn, on, mode, sample, required, threshold)
+            existing = self.evaluators.get(name)
+            if existing is not None and existing.fn is not fn:
+                raise ConfigurationError(f"evaluator {name!r} is registered twice")
+            self.evaluators[name] = definition
+            if mode == "shadow":
+                self._shadow_workflow()
+            return fn
+
+        return register
+
+    def _shadow_workflow(self) -> None:
+        """Register the internal workflow that runs shadow evaluations (once)."""
+        if EVALUATE_WORKFLOW in self.workflows:
+            return
+
+        async def judge(
+            run_id: str, evaluator: str, kind: str, name: str, entry: str | None
+        ) -> dict[str, Any]:
+            found = self.evaluators.get(evaluator)
+            if found is None:
+                raise ConfigurationError(f"no evaluator {evaluator!r} in app {self.name!r}")
+            ops = await self.ops_async()
+            return await ops.evals.shadow(found, run_id, kind, name, entry)
+
+        step: Step[..., dict[str, Any]] = Step(
+            StepDef(f"{EVALUATE_WORKFLOW}.judge", judge, NO_RETRY, None)
+        )
+
+        async def evaluate(
+            ctx: Context, run_id: str, evaluator: str, kind: str, name: str, entry: str | None
+        ) -> dict[str, Any]:
+            result: dict[str, Any] = await step(run_id, evaluator, kind, name, entry)
+            return result
+
+        self.workflow(name=EVALUATE_WORKFLOW)(evaluate)
+
+    # -- monitors -------------------------------------------------------------------------
+    def monitor(self, name: str, monitor: Monitor | None = None, /, **fields: Any) -> Monitor:
+        """Watch a metric and act when it drifts: ``app.monitor("quality", metric="pass_rate",
+        evaluator="answer-ok", window=10, below=0.8, actions=[LowerAutonomy(actor="agent",
+        to=1)], restore_after=2)`` (the fields of :class:`legato.Monitor`; see
+        ``legato.governance.monitors``). Workers (``legato worker``) check monitors every
+        second; ``check_monitors`` checks them now."""
+        if monitor is None:
+            try:
+                monitor = Monitor(**fields)
+            except ValidationError as exc:
+                raise ConfigurationError(f"monitor {name!r}: {exc}") from None
+        if name in self.monitors:
+            raise ConfigurationError(f"monitor {name!r} is defined twice")
+        self._monitors[name] = monitor
+        return monitor
+
+    @property
+    def monitors(self) -> dict[str, Monitor]:
+        """Every monitor: the policy's ``monitors:`` and those added with ``app.monitor``."""
+        return {**(self.policy.monitors if self.policy else {}), **self._monitors}
+
+    async def check_monitors_async(self, *, owner: str | None = None) -> list[Any]:
+        """Judge each monitor's windows that are complete and not judged yet (once across all
+        workers), deliver due alerts, and apply rerouted aliases here; returns
+        ``(monitor, verdict, what happened)`` for the windows judged by this call."""
+        ops = await self.ops_async()
+        judged = await ops.monitors.check(
+            self.monitors, owner or f"{self.name}:{os.getpid()}", policy=self.policy
+        )
+        await ops.monitors.deliver()
+        self.models.overrides = await ops.store.route_overrides()
+        return judged
+
+    async def restore_monitor_async(self, name: str, *, by: str, reason: str) -> bool:
+        """Undo what a firing monitor changed (a person's call; audited)."""
+        ops = await self.ops_async()
+        restored = await ops.monitors.restore(
+            name, by=by, reason=reason, monitor=self.monitors.get(name)
+        )
+        self.models.overrides = await ops.store.route_overrides()
+        self._notify_workers()
+        return restored
+
+    check_monitors = blocking(check_monitors_async)
+    restore_monitor = blocking(restore_monitor_async)
+
+    async def _watch(self, owner: str, every: float) -> None:
+        """A worker's monitor loop: check, deliver alerts, follow reroutes."""
+        while True:
+            try:
+                await self.check_monitors_async(owner=owner)
+            except Exception:  # the database may be away; the worker logs that too
+                log.exception("checking monitors failed; trying again in %gs", every)
+            await asyncio.sleep(every)
+
     def _definition(self, workflow: Callable[..., Any] | str) -> WorkflowDef:
         if isinstance(workflow, str):
             found = self.workflows.get(workflow)
@@ -556,6 +680,7 @@ class App:
         exit_when_idle: bool = False,
         skip_until: float | None = None,
         concurrency: int = 100,
+        watch: float | None = None,
         **options: Any,
     ) -> Worker:
         if not self.workflows:
@@ -571,22 +696,35 @@ class App:
             payload_limit=self.payload_limit,
             policy=self.policy,
             models=self.models,
+            evaluators=list(self.evaluators.values()),
             **options,
         )
         runtime.workers.add(worker)
+        watching = None
+        if watch is not None and self.monitors:  # a long-running worker checks monitors
+            watching = asyncio.create_task(self._watch(worker.worker_id, watch))
         try:
             await worker.run(
                 stop=stop, exit_when=exit_when, exit_when_idle=exit_when_idle, skip_until=skip_until
             )
         finally:
             runtime.workers.discard(worker)
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
         return worker
 
     async def worker_async(
-        self, *, concurrency: int = 100, stop: asyncio.Event | None = None, **options: Any
+        self,
+        *,
+        concurrency: int = 100,
+        stop: asyncio.Event | None = None,
+        monitor_interval: float = 1.0,
+        **options: Any,
     ) -> None:
         """Claim and execute runs until ``stop`` is set (or the task is cancelled). A database
-        that is unreachable, at the start or later, is waited for (and logged), not fatal."""
+        that is unreachable, at the start or later, is waited for (and logged), not fatal.
+        With monitors, they are checked every ``monitor_interval`` seconds."""
         runtime = await wait_for_database(self._rt, stop)
         if runtime is not None:
             paused = await runtime.store.paused_workflows()
@@ -594,7 +732,7 @@ class App:
                 self.name, self.policy, self.tools, self.workflows, paused
             ):
                 _log.warning("%s", problem)
-            await self._work(stop=stop, concurrency=concurrency, **options)
+            await self._work(stop=stop, concurrency=concurrency, watch=monitor_interval, **options)
 
     def worker(self, *, concurrency: int = 100, **options: Any) -> None:
         """Claim and execute runs until SIGINT or SIGTERM, then stop gracefully."""

@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
@@ -33,6 +33,7 @@ from legato.clock import Clock
 from legato.engine.definitions import WorkflowDef
 from legato.engine.execution import Execution, Outcome
 from legato.errors import ConfigurationError, DatabaseUnavailable, StoreError
+from legato.evals.evaluators import EvaluatorDef
 
 if TYPE_CHECKING:
     from legato.ai.registry import Models
@@ -121,6 +122,7 @@ class Worker:
         payload_limit: int | None = None,
         policy: Policy | None = None,
         models: Models | None = None,
+        evaluators: Sequence[EvaluatorDef] = (),
     ) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
@@ -140,6 +142,7 @@ class Worker:
         self.payload_limit = payload_limit
         self.policy = policy
         self.models = models
+        self.evaluators = evaluators
         self.paused: frozenset[str] = frozenset()  # workflows under the kill switch
         self._paused_stale = True
         # When a schedule of these workflows next has work (None: none has), the runs whose
@@ -342,6 +345,7 @@ class Worker:
                 policy=self.policy,
                 paused=lambda: run.workflow in self.paused,
                 models=self.models,
+                evaluators=self.evaluators,
             )
             self.executions[run.run_id] = execution
             outcome = await execution.drive()

@@ -136,7 +136,7 @@ BAD: dict[str, tuple[str, str]] = {
         budgets: {per_run: 5}
         """,
         "line 2: budgets: unknown field 'budgets'; expected one of intent, tools, throttles,"
-        " autonomy, default_autonomy, defaults, data",
+        " autonomy, default_autonomy, defaults, data, monitors",
     ),
     "unknown field in a block-style condition": (
         """\
@@ -328,7 +328,7 @@ BAD: dict[str, tuple[str, str]] = {
         - throttles
         """,
         "line 1: a policy must be a mapping with keys such as intent, tools, throttles,"
-        " autonomy, default_autonomy, defaults, data, not list",
+        " autonomy, default_autonomy, defaults, data, monitors, not list",
     ),
 }
 

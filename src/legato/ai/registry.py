@@ -90,6 +90,8 @@ class Models:
         #: what deployments' servers were seen to accept (shared with every worker by the store)
         self.learned = Learned()
         self._prices: PriceTable | None = None
+        #: alias -> deployment, where a monitor rerouted an alias (refreshed from the database)
+        self.overrides: dict[str, str] = {}
 
     # -- registration ---------------------------------------------------------------------
     def add(self, model: Model) -> Model:
@@ -127,6 +129,10 @@ class Models:
         if not ref:
             raise ConfigurationError("model must be an alias or 'provider:model', got ''")
         alias = self._aliases.get(ref)
+        rerouted = self.overrides.get(ref)
+        if alias is not None and rerouted is not None:  # a monitor sent this alias elsewhere
+            self._check_provider(rerouted)
+            return Route(ref, ref, "fallback", alias.repairs, (rerouted,))
         if alias is not None:
             for candidate in alias.candidates:
                 self._check_provider(candidate)

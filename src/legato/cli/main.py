@@ -11,8 +11,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from legato.cli import admin, approvals, control, costs, lifecycle, runs
-from legato.cli.session import load_app
+from legato.cli import admin, approvals, control, costs, evaluation, lifecycle, runs
+from legato.cli.session import load_app, parse_age, run_ops
 from legato.errors import LegatoError
 
 #: the group's options that take a value; they are also accepted after the command
@@ -135,6 +135,8 @@ for _command in (
     lifecycle.start,
     lifecycle.fork,
 ):
+    cli.add_command(_command)
+for _command in evaluation.commands(run_ops, parse_age):  # legato stats, evals, monitors
     cli.add_command(_command)
 
 

@@ -14,6 +14,7 @@ from legato.engine.runtime import current_execution, inside_step
 from legato.errors import ConfigurationError, SerializationError
 from legato.governance import RISKS, json_schema_for
 from legato.retry import RetryPolicy
+from legato.store.records import RunRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +60,16 @@ class WorkflowDef:
             what=f"the input of workflow {self.name!r}",
             limit=limit,
         )
+
+    def new_run(
+        self, run_id: str, text: str, now: float, tenant: str | None, **fields: Any
+    ) -> RunRecord:
+        """A pending run of this workflow with input ``text`` (see ``encode_input``), due now."""
+        return RunRecord(
+            run_id=run_id, workflow=self.name, status="pending", input=text,
+            code_version=self.code_version, wake_at=now, created_at=now, updated_at=now,
+            tenant=tenant, **fields,
+        )  # fmt: skip
 
     def decode_input(self, text: str) -> tuple[list[Any], dict[str, Any]]:
         raw = serde.loads(text)

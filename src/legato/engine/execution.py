@@ -23,7 +23,7 @@ import logging
 import random as _random
 import threading
 import uuid as _uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
@@ -32,6 +32,7 @@ from legato import serde
 from legato.clock import Clock
 from legato.context import Context
 from legato.engine.definitions import StepDef, ToolDef, WorkflowDef
+from legato.engine.evaluations import Evaluations, jsonable
 from legato.engine.journal import cursor_for
 from legato.engine.model_calls import ModelCalls
 from legato.engine.runtime import (
@@ -60,10 +61,13 @@ from legato.errors import (
     StoreUnavailable,
     Suspended,
 )
+from legato.evals.evaluators import EvaluatorDef
+from legato.evals.measure import INTERNAL_PREFIX, measure
 from legato.store.base import (
     TERMINAL,
     Entry,
     EntryStatus,
+    RunEnd,
     RunRecord,
     Store,
     Wait,
@@ -112,6 +116,7 @@ class Execution:
         policy: Policy | None = None,
         paused: Callable[[], bool] = lambda: False,
         models: Models | None = None,
+        evaluators: Sequence[EvaluatorDef] = (),
     ) -> None:
         self.store = store
         self.models = models
@@ -141,6 +146,7 @@ class Execution:
         self._rng = _random.Random()
         self.supervision = Supervision(self)
         self.model_calls = ModelCalls(self, self.supervision)
+        self.evaluations = Evaluations(self, evaluators)
 
     # -- driving ------------------------------------------------------------------------
     async def drive(self) -> Outcome:
@@ -166,7 +172,14 @@ class Execution:
     async def _call(self) -> Any:
         enter_run(self, self._root)  # here, inside the task: the root task is not a branch
         args, kwargs = self.workflow.decode_input(self.run.input)
-        return await self.workflow.fn(Context(self), *args, **kwargs)
+        result = await self.workflow.fn(Context(self), *args, **kwargs)
+        pending = self.evaluations.take("workflow", self.workflow.name)
+        if pending:
+            the_input = serde.loads(self.run.input)
+            await self.evaluations.judge(
+                pending, "workflow", self.workflow.name, None, the_input, jsonable(result)
+            )
+        return result
 
     async def _settle(self, task: asyncio.Task[Any]) -> Outcome:
         error = task.exception() if not task.cancelled() else asyncio.CancelledError()
@@ -195,10 +208,19 @@ class Execution:
             )
         except SerializationError as exc:
             return await self._fail(exc)
-        ok = await self.store.finish_run(
-            self.owner, self.run_id, "completed", text, self.clock.now()
-        )
+        ok = await self._finish("completed", text)
         return "completed" if ok else "lost"
+
+    def _finish(self, status: RunEnd, text: str) -> Awaitable[bool]:
+        """End the run with what it measured and the shadow evaluations it starts."""
+        if self.workflow.name.startswith(INTERNAL_PREFIX):
+            return self.store.finish_run(self.owner, self.run_id, status, text, self.clock.now())
+        entries = self.journal.values()
+        return self.store.finish_run(
+            self.owner, self.run_id, status, text, self.clock.now(),
+            metrics=measure(self.run, status, entries),
+            start=self.evaluations.shadow_runs(entries, status == "completed"),
+        )  # fmt: skip
 
     async def _fail(self, error: BaseException) -> Outcome:
         report = serde.error_json(error)
@@ -207,7 +229,7 @@ class Execution:
             report["seq"] = seq
             report["entry"] = self.key_of(seq)
         text = serde.dumps(report, what="an error")
-        ok = await self.store.finish_run(self.owner, self.run_id, "failed", text, self.clock.now())
+        ok = await self._finish("failed", text)
         if ok:
             log.info("run %s failed: %s: %s", self.run_id, type(error).__name__, error)
         return "failed" if ok else "lost"
@@ -382,7 +404,20 @@ class Execution:
     # -- steps --------------------------------------------------------------------------
     def step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
         seq, entry = self.take("step", step.name)
-        return self.run_step(seq, entry, step, args, kwargs)
+        pending = self.evaluations.take("step", step.name)
+        call = self.run_step(seq, entry, step, args, kwargs)
+        return self._judged(call, seq, step.name, (args, kwargs), pending) if pending else call
+
+    async def _judged(
+        self, call: Awaitable[Any], seq: int, name: str, the_input: Any, pending: Any
+    ) -> Any:
+        """A step's result, once the inline evaluators in ``pending`` have judged it."""
+        result = await call
+        args, kwargs = the_input
+        judged_input = jsonable({"args": list(args), "kwargs": kwargs})
+        output = serde.loads(self.journal[seq].output)
+        await self.evaluations.judge(pending, "step", name, seq, judged_input, output)
+        return result
 
     async def run_step(
         self,
@@ -693,18 +728,9 @@ class Execution:
             entry = self.make_entry(
                 seq, "child", definition.name, "waiting", input=child_id, started_at=now
             )
-            child = RunRecord(
-                run_id=child_id,
-                workflow=definition.name,
-                status="pending",
-                input=definition.encode_input(args, kwargs, self.payload_limit),
-                parent_run_id=self.run_id,
-                parent_seq=seq,
-                code_version=definition.code_version,
-                wake_at=now,
-                created_at=now,
-                updated_at=now,
-                tenant=self.run.tenant,
+            text = definition.encode_input(args, kwargs, self.payload_limit)
+            child = definition.new_run(
+                child_id, text, now, self.run.tenant, parent_run_id=self.run_id, parent_seq=seq
             )
             if not await self.io(self.store.start_child(self.owner, entry, child)):
                 self.lost()

@@ -11,9 +11,12 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from legato.ai.registry import Models
     from legato.clock import Clock
     from legato.engine.definitions import StepDef, WorkflowDef
+    from legato.engine.evaluations import Evaluations
     from legato.engine.waits import Parkable
     from legato.governance import Policy
     from legato.store.base import Entry, EntryStatus, RunRecord, Store
@@ -30,6 +33,8 @@ class Host(Protocol):
     run_id: str
     owner: str
     workflow: WorkflowDef
+    workflows: Mapping[str, WorkflowDef]
+    evaluations: Evaluations
     journal: dict[int, Entry]
     payload_limit: int | None
     policy: Policy | None

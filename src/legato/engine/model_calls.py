@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from legato import serde
 from legato.ai.calls import CallEnv, CallSpec, complete, embed
 from legato.ai.config import Budget, Budgets
 from legato.ai.model import ModelError
@@ -140,6 +141,7 @@ class ModelCalls:
         self, kind: str, name: str, returns: Any, ref: str, call: Callable[[int], Awaitable[Any]]
     ) -> Any:
         seq, entry = self.host.take(kind, name)
+        pending = self.host.evaluations.take(kind, ref) if kind == "llm" else []
         if entry is None:  # a new call: a bad alias fails before anything is journaled
             self._models().route(ref)
 
@@ -148,7 +150,11 @@ class ModelCalls:
 
         step = StepDef(name, run, MODEL_RETRY, None)
         step.returns = returns
-        return await self.host.run_step(seq, entry, step, (), {}, kind=kind)
+        result = await self.host.run_step(seq, entry, step, (), {}, kind=kind)
+        if pending:
+            output = serde.loads(self.host.journal[seq].output)
+            await self.host.evaluations.judge(pending, kind, ref, seq, None, output)
+        return result
 
     async def _ask_to_raise(self, failed: StepFailed) -> None:
         details = failed.details or {}

@@ -202,7 +202,12 @@ class Supervision:
                 event = AuditEvent("tool.approved", detail, actor, self.host.run_id, tool.name)
                 await self.host.io(self.host.store.append_audit([event], self.host.clock.now()))
         seq, entry = self.host.take("tool", tool.name)
-        return await self.host.run_step(seq, entry, tool.step, (), args, kind="tool"), edited
+        pending = self.host.evaluations.take("tool", tool.name)
+        result = await self.host.run_step(seq, entry, tool.step, (), args, kind="tool")
+        if pending:
+            output = serde.loads(self.host.journal[seq].output)
+            await self.host.evaluations.judge(pending, "tool", tool.name, seq, args, output)
+        return result, edited
 
     async def _gate(self, tool: ToolDef, args: dict[str, Any], actor: str) -> Any:
         """The gate's decision for this proposal: journaled (replayed as is) and audited."""

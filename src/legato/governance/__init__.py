@@ -19,6 +19,14 @@ from legato.governance.gate import (
     evaluate,
     initial_level,
 )
+from legato.governance.monitors import (
+    Alert,
+    LowerAutonomy,
+    Monitor,
+    PauseStarts,
+    Reroute,
+    RevokeAutonomy,
+)
 from legato.governance.policy import (
     OPS,
     RISKS,
@@ -35,6 +43,12 @@ from legato.governance.policy import (
 )
 
 __all__ = [
+    "Alert",
+    "LowerAutonomy",
+    "Monitor",
+    "PauseStarts",
+    "Reroute",
+    "RevokeAutonomy",
     "ACTIONS",
     "AUTONOMY_MAX_RISK",
     "DATA_CLASSES",

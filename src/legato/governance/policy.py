@@ -57,6 +57,7 @@ from pydantic import (
 from legato.durations import positive_duration
 from legato.errors import PolicyError
 from legato.governance.data_rules import DataRules
+from legato.governance.monitors import Monitor
 from legato.governance.yaml_loader import load_policy
 
 Risk = Literal["low", "medium", "high", "critical"]
@@ -377,6 +378,8 @@ class Policy(_Model):
     defaults: dict[Risk, RiskDefaults] = Field(default_factory=dict)
     #: what may reach which model provider: classes redacted or forbidden
     data: DataRules = Field(default_factory=DataRules)
+    #: monitors that watch metrics and act (see ``legato.governance.monitors``)
+    monitors: dict[str, Monitor] = Field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<string>") -> Policy:

@@ -20,6 +20,8 @@ from legato.ops.approvals import ApprovalOps
 from legato.ops.audit import AuditCheck, AuditOps
 from legato.ops.control import LEVELS, AutonomyLevel, ControlOps, Pause
 from legato.ops.costs import CostOps
+from legato.ops.evals import EvalOps, EvaluatorStats
+from legato.ops.monitors import Figures, MonitorOps, MonitorView
 from legato.ops.runs import RunOps, Timeline, TimelineEntry, summarize
 from legato.ops.schedules import Schedule, ScheduleOps
 from legato.store.base import Store
@@ -27,7 +29,7 @@ from legato.store.base import Store
 
 class Operations:
     """The operations on one store: ``runs``, ``approvals``, ``control``, ``audit``, ``costs``,
-    ``schedules``."""
+    ``evals``, ``monitors``, ``schedules``."""
 
     def __init__(
         self, store: Store, clock: Clock, payload_limit: int | None = serde.DEFAULT_PAYLOAD_LIMIT
@@ -39,6 +41,8 @@ class Operations:
         self.control = ControlOps(store, clock)
         self.audit = AuditOps(store)
         self.costs = CostOps(store, clock)
+        self.evals = EvalOps(store, clock)
+        self.monitors = MonitorOps(store, clock)
         self.schedules = ScheduleOps(store, clock, payload_limit)
 
 
@@ -50,6 +54,11 @@ __all__ = [
     "AutonomyLevel",
     "ControlOps",
     "CostOps",
+    "EvalOps",
+    "EvaluatorStats",
+    "Figures",
+    "MonitorOps",
+    "MonitorView",
     "Operations",
     "Pause",
     "RunOps",

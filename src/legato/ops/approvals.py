@@ -11,6 +11,7 @@ from legato import serde
 from legato.approvals import audit_event
 from legato.clock import Clock
 from legato.errors import ConfigurationError, UnknownApproval
+from legato.ops.evals import label_decision
 from legato.store.base import APPROVAL_STATUSES, ApprovalRecord, Store, redact_url
 
 
@@ -64,10 +65,14 @@ class ApprovalOps:
         audit = audit_event(
             "approval.decided", record, by, status=status, comment=comment, edited=text is not None
         )
-        return await self.store.decide_approval(
+        decided = await self.store.decide_approval(
             approval_id, status=status, by=by, data=text, comment=comment,
             now=self.clock.now(), audit=audit,
         )  # fmt: skip
+        run = await self.store.get_run(decided.run_id)
+        if run is not None:  # the decision labels what it judged (idempotent: by its id)
+            await label_decision(self.store, decided, run, self.clock.now())
+        return decided
 
     async def decide_json(
         self, approval_id: str, approved: bool, by: str, data: str | None, comment: str | None

@@ -81,9 +81,8 @@ class RunOps:
         """Create a run (or return the existing one with that id); True when created."""
         run_id = _new_run_id(run_id)
         text = workflow.encode_input(args, kwargs, self.payload_limit)
-        run, created = await self.store.create_run(
-            self._pending(run_id, workflow.name, text, workflow.code_version, tenant)
-        )
+        now = self.clock.now()
+        run, created = await self.store.create_run(workflow.new_run(run_id, text, now, tenant))
         if not created and run.workflow != workflow.name:
             raise RunConflict(
                 f"run id {run_id!r} already belongs to workflow {run.workflow!r}, not"

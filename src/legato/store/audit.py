@@ -61,10 +61,18 @@ class SQLAudit(Dialect):
         await self._transact(work)
 
     async def list_audit(
-        self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
+        self,
+        *,
+        run_id: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+        kind_prefix: str | None = None,
     ) -> list[AuditRecord]:
         head = f"SELECT {AUDIT_COLUMNS} FROM audit"
-        query = page(head, "seq", limit, ("seq > ?", after), ("run_id = ?", run_id))
+        prefix = None if kind_prefix is None else kind_prefix.replace("%", "") + "%"
+        query = page(
+            head, "seq", limit, ("seq > ?", after), ("run_id = ?", run_id), ("kind LIKE ?", prefix)
+        )
         return [AuditRecord(*r) for r in await self._select(*query)]
 
     async def gate_actors(self) -> list[str]:

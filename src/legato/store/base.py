@@ -3,10 +3,10 @@
 Every backend implements :class:`Store`, the union of the roles; the conformance suite in
 ``legato.testing`` checks that each one behaves the same. A layer that needs one part asks for
 that part (``RunStore``, ``JournalStore``, ``WorkerStore``, ``SupervisionStore``,
-``AuditStore``, ``UsageStore``, ``BreakerStore``, ``ControlStore``, ``ScheduleStore``).
-Writes that act for a
-worker on a run it holds are *fenced*: they take effect only while that worker still owns the
-run, and report ``False`` otherwise (the run was cancelled or another worker took it over).
+``AuditStore``, ``UsageStore``, ``BreakerStore``, ``ControlStore``, ``ScheduleStore``,
+``MetricsStore``, ``MonitorStore``). Writes that act for a worker on a run it holds are
+*fenced*: they take effect only while that worker still owns the run, and report ``False``
+otherwise (the run was cancelled or another worker took it over).
 
 The records live in ``records``; the logic both SQL backends share in the role modules
 (``runs``, ``journal``, ``approvals``, ``audit``, ``usage``, ``breakers``, ``control``,
@@ -16,11 +16,13 @@ The records live in ``records``; the logic both SQL backends share in the role m
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from legato.store.audit import GENESIS_HASH, audit_hash
 from legato.store.breakers import BreakerState
 from legato.store.dialect import redact_url
+from legato.store.metrics import EvaluationRecord, RunMetrics, StatRow, StatsBy, Tally
+from legato.store.monitors import AlertRecord, MonitorChanges, MonitorState
 from legato.store.records import (
     APPROVAL_COLUMNS,
     APPROVAL_STATUSES,
@@ -142,9 +144,21 @@ class JournalStore(Protocol):
         """Give a run back unfinished, claimable by any worker at once."""
 
     async def finish_run(
-        self, owner: str, run_id: str, status: RunEnd, result: str | None, now: float
+        self,
+        owner: str,
+        run_id: str,
+        status: RunEnd,
+        result: str | None,
+        now: float,
+        *,
+        metrics: RunMetrics | None = None,
+        start: Sequence[RunRecord] = (),
     ) -> bool:
-        """End a run (``result`` is the output or the error JSON) and wake its parent."""
+        """End a run (``result`` is the output or the error JSON) and wake its parent.
+
+        In the same transaction: record what the run measured (``metrics``, its
+        ``finished_at`` set to ``now``) and create the runs in ``start`` (its shadow
+        evaluations) unless they exist."""
 
 
 class WorkerStore(Protocol):
@@ -262,8 +276,15 @@ class AuditStore(Protocol):
         """Append to the hash-chained audit log (serialized: one chain per database)."""
 
     async def list_audit(
-        self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
-    ) -> list[AuditRecord]: ...
+        self,
+        *,
+        run_id: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+        kind_prefix: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit rows after ``after`` in order; of one run, or whose kind starts with
+        ``kind_prefix`` (``"monitor."``), when given."""
 
     async def gate_actors(self) -> list[str]:
         """The actors whose tool calls the gate has decided, sorted (to tell a typo from a
@@ -356,6 +377,88 @@ class ControlStore(Protocol):
         """workflow -> (paused_by, reason, paused_at)."""
 
 
+class MetricsStore(Protocol):
+    """What runs measured (written as they end), evaluations, and the sums ``legato stats``
+    reads."""
+
+    async def stats(
+        self,
+        by: StatsBy = "workflow",
+        *,
+        workflow: str | None = None,
+        since: float | None = None,
+        kind: str | None = None,
+    ) -> list[StatRow]:
+        """Sums of the runs (``by`` workflow, tenant or day), model calls (``model``), steps or
+        tools that ended since ``since`` (counted by the hour); ``kind="eval"`` with
+        ``by="step"`` sums evaluations per evaluator. Cancelled runs count as runs."""
+
+    async def record_evaluation(self, evaluation: EvaluationRecord) -> bool:
+        """Record an evaluation once (by its key) and count it; False when it was already."""
+
+    async def list_evaluations(
+        self, *, evaluator: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[EvaluationRecord]:
+        """The newest evaluations first."""
+
+    async def get_run_metrics(self, run_id: str) -> RunMetrics | None:
+        """What a run measured at its (last) end; None before it ends. ``ops`` is not kept."""
+
+    async def samples(
+        self,
+        source: Literal["runs", "evaluations"],
+        column: str,
+        *,
+        filters: Sequence[tuple[str, Any]] = (),
+        after: tuple[float, str] | None = None,
+        before: tuple[float, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[tuple[float, str, float]]:
+        """``(at, key, value)`` of run ends or evaluations, oldest first: those after ``after``
+        (or, with ``newest``, the last ``limit`` before ``before``), ended in [since, until),
+        matching ``filters`` (column, value). ``column`` and the filters' columns name columns
+        of ``run_metrics`` or ``evaluations``."""
+
+
+class MonitorStore(Protocol):
+    """Monitors' state under a lease per window, their alerts (an outbox), and rerouted
+    aliases."""
+
+    async def monitor_states(self) -> list[MonitorState]: ...
+
+    async def claim_monitor(
+        self, name: str, window: int, owner: str, now: float, lease: float
+    ) -> MonitorState | None:
+        """Lease window ``window`` of monitor ``name`` to ``owner`` (creating its state), unless
+        that window is done or leased to another; the state, or None."""
+
+    async def commit_monitor(
+        self, state: MonitorState, changes: MonitorChanges, now: float, *, owner: str | None = None
+    ) -> bool:
+        """Write the monitor's new ``state`` and apply ``changes`` (autonomy, pauses, routes,
+        alerts, audit events) in one transaction. With ``owner``: only while it holds the
+        claim on window ``state.window_done`` (then released); False otherwise. Without: a
+        person's change, applied to a monitor that exists."""
+
+    async def route_overrides(self) -> dict[str, str]:
+        """alias -> deployment, for aliases a monitor rerouted."""
+
+    async def claim_alerts(self, now: float, lease: float, limit: int = 10) -> list[AlertRecord]:
+        """Alerts due for delivery, each leased to the caller for ``lease`` seconds."""
+
+    async def alert_done(
+        self, alert_id: int, now: float, *, error: str | None = None, retry_at: float | None = None
+    ) -> None:
+        """Mark an alert delivered, or (``error``) failed, to be tried again at ``retry_at``."""
+
+    async def list_alerts(
+        self, *, monitor: str | None = None, limit: int = 100
+    ) -> list[AlertRecord]: ...
+
+
 class ScheduleStore(Protocol):
     """Schedules: workflows started on cron ticks, each tick's run started once."""
 
@@ -404,6 +507,8 @@ class Store(
     UsageStore,
     BreakerStore,
     ControlStore,
+    MetricsStore,
+    MonitorStore,
     ScheduleStore,
     Protocol,
 ):
@@ -430,11 +535,21 @@ __all__ = [
     "AuditEvent",
     "AuditRecord",
     "Claim",
+    "AlertRecord",
     "AuditStore",
     "BreakerState",
     "BreakerStore",
     "ControlStore",
     "DeploymentStore",
+    "EvaluationRecord",
+    "MetricsStore",
+    "MonitorChanges",
+    "MonitorState",
+    "MonitorStore",
+    "RunMetrics",
+    "StatRow",
+    "StatsBy",
+    "Tally",
     "Entry",
     "EntryStatus",
     "JournalStore",

@@ -10,6 +10,34 @@ from legato.store.dialect import Dialect, Tx
 from legato.store.records import AuditEvent
 
 
+async def upsert_autonomy(tx: Tx, actor: str, level: int, by: str, reason: str, now: float) -> None:
+    await tx.execute(
+        "INSERT INTO autonomy (actor, level, set_by, reason, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (actor) DO UPDATE SET level = excluded.level,"
+        " set_by = excluded.set_by, reason = excluded.reason,"
+        " updated_at = excluded.updated_at",
+        (actor, level, by, reason, now),
+    )
+
+
+async def change_paused(
+    tx: Tx, workflow: str, paused: bool, by: str, reason: str, now: float
+) -> bool:
+    """Pause or resume ``workflow`` inside ``tx``; False when it already was so."""
+    if paused:
+        changed = await tx.execute(
+            "INSERT INTO paused (workflow, paused_by, reason, paused_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (workflow) DO NOTHING",
+            (workflow, by, reason, now),
+        )
+    else:
+        changed = await tx.execute("DELETE FROM paused WHERE workflow = ?", (workflow,))
+    if changed != 1:
+        return False
+    await tx.notify()  # workers refresh what they may run
+    return True
+
+
 class SQLControl(Dialect):
     """The :class:`~legato.store.base.ControlStore` role."""
 
@@ -17,13 +45,7 @@ class SQLControl(Dialect):
         self, actor: str, level: int, by: str, reason: str, now: float, audit: AuditEvent
     ) -> None:
         async def work(tx: Tx) -> None:
-            await tx.execute(
-                "INSERT INTO autonomy (actor, level, set_by, reason, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (actor) DO UPDATE SET level = excluded.level,"
-                " set_by = excluded.set_by, reason = excluded.reason,"
-                " updated_at = excluded.updated_at",
-                (actor, level, by, reason, now),
-            )
+            await upsert_autonomy(tx, actor, level, by, reason, now)
             await append_chain(tx, [audit], now)
 
         await self._transact(work)
@@ -42,18 +64,9 @@ class SQLControl(Dialect):
         self, workflow: str, paused: bool, by: str, reason: str, now: float, audit: AuditEvent
     ) -> bool:
         async def work(tx: Tx) -> bool:
-            if paused:
-                changed = await tx.execute(
-                    "INSERT INTO paused (workflow, paused_by, reason, paused_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (workflow) DO NOTHING",
-                    (workflow, by, reason, now),
-                )
-            else:
-                changed = await tx.execute("DELETE FROM paused WHERE workflow = ?", (workflow,))
-            if changed != 1:
+            if not await change_paused(tx, workflow, paused, by, reason, now):
                 return False
             await append_chain(tx, [audit], now)
-            await tx.notify()  # workers refresh what they may run
             return True
 
         return await self._transact(work)

@@ -28,6 +28,9 @@ class Tx(Protocol):
     #: writers run concurrently (PostgreSQL), nothing where one writer holds the whole
     #: database (SQLite)
     for_update: str
+    #: the SQL expression of the rollup shard a write goes to (see ``metrics``): a constant
+    #: where one writer holds the database (SQLite), the connection where writers compete
+    rollup_shard: str
     #: this is the store's retry of a transaction whose outcome it could not learn (the
     #: connection dropped): it may have committed, and what it finds may be its own doing
     retried: bool
@@ -76,6 +79,9 @@ class Dialect(ABC):
     url: str
     #: how many values one ``_any_of`` may carry (SQLite caps a statement's parameters)
     _LIST_LIMIT: ClassVar[int]
+    #: whether a WITH may hold INSERTs and UPDATEs (PostgreSQL), so that several writes make
+    #: one statement, atomic without a transaction around it
+    _WRITES_IN_WITH: ClassVar[bool] = False
 
     @staticmethod
     @abstractmethod

@@ -8,9 +8,10 @@ queued before it (``after=run_id``). Written once for both dialects (see ``diale
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from legato.store.dialect import Dialect, Tx, Work, marks
+from legato.store.metrics import RunMetrics, ended_with_metrics, write_run_metrics
 from legato.store.records import (
     ENTRY_COLUMNS,
     Entry,
@@ -55,6 +56,27 @@ def fenced_entry(owner: str, entry: Entry, then: Callable[[Tx], Awaitable[None]]
         return True
 
     return work
+
+
+async def record_end(
+    tx: Tx, metrics: RunMetrics | None, start: Sequence[RunRecord], now: float
+) -> None:
+    """What an ending run measured, and the runs it starts, in the transaction that ends it."""
+    if metrics is not None:
+        metrics.finished_at = now
+        await write_run_metrics(tx, metrics)
+    for run in start:
+        await tx.execute(INSERT_RUN, run_values(run))
+    if start:
+        await tx.notify()
+
+
+async def _ended(tx: Tx, row: object, run_id: str) -> bool:
+    """Whether the run's end was written (a row came back); then tell its waiters."""
+    if row is None:
+        return False
+    await tx.runs_ended([run_id])  # (after the end: see Store.wait_for_end)
+    return True
 
 
 class SQLJournal(Dialect):
@@ -122,7 +144,15 @@ class SQLJournal(Dialect):
         return False
 
     async def finish_run(
-        self, owner: str, run_id: str, status: RunEnd, result: str | None, now: float
+        self,
+        owner: str,
+        run_id: str,
+        status: RunEnd,
+        result: str | None,
+        now: float,
+        *,
+        metrics: RunMetrics | None = None,
+        start: Sequence[RunRecord] = (),
     ) -> bool:
         column = "output" if status == "completed" else "error"
         ends = (
@@ -132,11 +162,14 @@ class SQLJournal(Dialect):
         )
         params = (status, result, now, now, run_id, owner)
 
+        async def measured(tx: Tx) -> None:
+            await record_end(tx, metrics, start, now)
+
         async def alone(tx: Tx) -> bool:  # a run without a parent to wake: one statement
-            if await tx.one(f"{ends} AND parent_run_id IS NULL RETURNING 1", params) is None:
-                return False
-            await tx.runs_ended([run_id])  # (after the end: see Store.wait_for_end)
-            return True
+            row = await tx.one(f"{ends} AND parent_run_id IS NULL RETURNING 1", params)
+            if row is not None:
+                await measured(tx)
+            return await _ended(tx, row, run_id)
 
         async def child(tx: Tx) -> bool:
             row = await tx.one(
@@ -150,9 +183,20 @@ class SQLJournal(Dialect):
             if await tx.execute(ends, params) != 1:
                 return False
             await wake_parent(tx, row[0], now)
+            await measured(tx)
             await tx.runs_ended([run_id])
             return True
 
-        if await self._transact(alone, after=run_id, one_statement=True):
+        async def alone_measured(tx: Tx) -> bool:  # the same, with its metrics: one statement
+            assert metrics is not None
+            metrics.finished_at = now
+            ended = f"{ends} AND parent_run_id IS NULL RETURNING run_id"
+            query, values = ended_with_metrics(ended, metrics, tx.rollup_shard)
+            return await _ended(tx, await tx.one(query, (*params, *values)), run_id)
+
+        first, single = alone, metrics is None and not start
+        if metrics is not None and not start and self._WRITES_IN_WITH:
+            first, single = alone_measured, True
+        if await self._transact(first, after=run_id, one_statement=single):
             return True
         return await self._transact(child)

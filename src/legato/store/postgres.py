@@ -327,6 +327,7 @@ class PostgresStore(SQLStore):
 
     poll_interval = 5.0  # LISTEN/NOTIFY wakes workers; polling is only the fallback
     _LIST_LIMIT = 1 << 62  # one array parameter carries any number of values
+    _WRITES_IN_WITH = True  # a run's end and its metrics in one statement
 
     def __init__(
         self, url: str, pool: AsyncConnectionPool[Conn], schema: str, reconnect_timeout: float
@@ -668,11 +669,16 @@ class PostgresStore(SQLStore):
             self._session.unwatch(run_id, ended)
 
 
+#: concurrent run ends of one workflow spread its rollup rows over 8 per key, by connection
+ROLLUP_SHARD = "pg_backend_pid() % 8"
+
+
 class _PostgresTx:
     """The dialect's transaction: a pooled connection, ``?`` placeholders made psycopg's."""
 
     __slots__ = ("_channel", "_conn", "_end_channel", "retried")
     for_update = " FOR UPDATE"
+    rollup_shard = ROLLUP_SHARD
 
     def __init__(self, conn: Conn, channel: str, end_channel: str, retried: bool) -> None:
         self._conn = conn

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from legato.errors import RunConflict, UnknownRun
 from legato.store.dialect import Dialect, Tx, chunks, marks, page
+from legato.store.metrics import RunMetrics, write_run_metrics
 from legato.store.records import ENTRY_COLUMNS, RUN_COLUMNS, TERMINAL, Entry, RunRecord
 
 #: a new run, unless one with its id exists (idempotent start)
@@ -67,9 +68,13 @@ async def cancel_tree(tx: Tx, run: RunRecord, now: float) -> None:
         f"{_TREE} UPDATE runs SET status = 'cancelled', owner = NULL, wake_at = NULL,"
         " waiting_on = NULL, finished_at = ?, updated_at = ?"
         f" WHERE run_id IN (SELECT id FROM tree) AND status NOT IN {FINISHED}"
-        " RETURNING run_id",
+        " RETURNING run_id, workflow, tenant, created_at",
         (run.run_id, now, now),
     )
+    for the_id, workflow, tenant, created_at in cancelled:  # counted in the metrics
+        await write_run_metrics(
+            tx, RunMetrics(the_id, workflow, tenant, "cancelled", created_at, now)
+        )
     await tx.runs_ended([r[0] for r in cancelled])
     await tx.execute(
         f"{_TREE} UPDATE approvals SET status = 'cancelled', decided_at = ?"
@@ -287,7 +292,7 @@ class SQLRuns(Dialect):
                 gone += [r[0] for r in deleted]
             for chunk in chunks(gone, self._LIST_LIMIT):
                 among, params = self._any_of(chunk)
-                for table in ("entries", "events", "approvals"):
+                for table in ("entries", "events", "approvals", "run_metrics", "evaluations"):
                     await tx.execute(f"DELETE FROM {table} WHERE run_id {among}", params)
             return len(gone)
 

@@ -373,6 +373,7 @@ class _SQLiteTx:
     """
 
     for_update = ""  # one writer holds the whole database: no row locks to take
+    rollup_shard = "0"
     retried = False  # a commit's outcome is always known in process
 
     def __init__(self, conn: sqlite3.Connection) -> None:

@@ -14,6 +14,8 @@ from legato.store.control import SQLControl
 from legato.store.deployments import SQLDeployments
 from legato.store.forks import SQLForks
 from legato.store.journal import SQLJournal
+from legato.store.metrics import SQLMetrics
+from legato.store.monitors import SQLMonitors
 from legato.store.runs import SQLRuns
 from legato.store.schedules import SQLSchedules
 from legato.store.usage import SQLUsage
@@ -30,6 +32,8 @@ class SQLStore(
     SQLDeployments,
     SQLControl,
     SQLSchedules,
+    SQLMetrics,
+    SQLMonitors,
 ):
     """The roles' logic, written once for SQLite and PostgreSQL."""
 

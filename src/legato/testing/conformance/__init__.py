@@ -6,9 +6,9 @@ behave as the engine, the workers and the operations layer need. Checks are grou
 capability, one module each: ``schema``, ``runs``, ``journal``, ``claims_and_leases``,
 ``fencing``, ``forks``, ``events``, ``parking``, ``children``, ``approvals``,
 ``gate_and_throttles``, ``audit``, ``control`` (autonomy and pause), ``usage_and_cache``,
-``breakers`` (circuit breakers), ``deployment_facts``, ``gc``, ``wakeups``, ``workers``,
-``notifications`` and ``schedules``. Times are explicit (the store API takes ``now``):
-nothing sleeps.
+``breakers`` (circuit breakers), ``deployment_facts``, ``metrics``, ``monitors``, ``gc``,
+``wakeups``, ``workers``, ``notifications`` and ``schedules``. Times are explicit (the store
+API takes ``now``): nothing sleeps.
 
 In your pytest suite, give a factory that returns a fresh store (an async function, or an
 async generator that cleans up after its ``yield``)::

@@ -42,6 +42,9 @@ async def check_list_audit_filters_by_run_and_pages(store: Store) -> None:
     assert [r.seq for r in await store.list_audit(run_id="b", after=2, limit=1)] == [4]
     assert await store.list_audit(after=6) == []
     assert await store.list_audit(run_id="nobody") == []
+    await store.append_audit([AuditEvent("monitor.fired", "{}", "m", None, "m")], NOW + 7)
+    assert [r.seq for r in await store.list_audit(kind_prefix="monitor.")] == [7]
+    assert [r.seq for r in await store.list_audit(kind_prefix="gate.", after=4)] == [5, 6]
 
 
 async def check_gate_actors_are_those_the_gate_decided_for(store: Store) -> None:
