@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import legato
 from legato.testing import TimeSkippingClock
 from tests.apps.counters import counts, executions
 from tests.conftest import WorkerProcess, sql, wait_until
+from tests.test_cli_scripting import legato_cli, ok
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, four weeks before Europe's clocks change
 HOUR = 3600.0
@@ -265,3 +267,43 @@ def test_each_tick_starts_once_with_several_workers_and_a_kill(
     assert {key[0] for key, n in ran.items() if n == 2} <= by_killed
     for w in workers[1:]:
         assert w.stop() == 0
+
+
+def test_schedules_from_the_cli(make_app: Callable[..., legato.App], db_url: str) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def nightly(ctx: legato.Context) -> None:
+        return None
+
+    app.schedules.add(nightly, "0 2 * * *", id="nightly", by="ops")
+    [listed] = [json.loads(line) for line in ok(db_url, "schedules", "--json").splitlines()]
+    assert (listed["id"], listed["cron"], listed["paused"]) == ("nightly", "0 2 * * *", False)
+    assert "nightly" in ok(db_url, "schedules")
+    assert ok(db_url, "schedules", "pause", "nightly", "--by", "ann").strip() == (
+        "schedule nightly paused")  # fmt: skip
+    assert "active" not in ok(db_url, "schedules")
+    ok(db_url, "schedules", "resume", "nightly", "--by", "ann")
+    run_id = ok(db_url, "schedules", "trigger", "nightly", "--by", "ann").strip()
+    assert run_id.startswith("nightly@manual-") and app.handle(run_id).status() == "pending"
+    ok(db_url, "schedules", "delete", "nightly", "--by", "ann")
+    failed = legato_cli(db_url, "schedules", "pause", "nightly")
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == "error: no schedule 'nightly'; schedules: none"
+
+
+def test_an_event_sent_twice_from_the_cli_with_its_id_is_delivered_once(
+    make_app: Callable[..., legato.App], db_url: str
+) -> None:
+    app = make_app()
+
+    @app.workflow()
+    async def waits(ctx: legato.Context) -> object:
+        return await ctx.wait_for_event("go")
+
+    app.start(waits, run_id="w")
+    send = ("events", "send", "w", "go", "--data", '{"n": 1}', "--id", "delivery-7")
+    assert ok(db_url, *send).strip() == "event 'go' sent to run w"
+    assert "before; not sent again" in ok(db_url, *send)
+    app.run_until_idle()
+    assert app.handle("w").result() == {"n": 1}

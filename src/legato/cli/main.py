@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from legato.cli import admin, approvals, control, costs, evaluation, lifecycle, runs
+from legato.cli import admin, approvals, control, costs, evaluation, lifecycle, runs, schedules
 from legato.cli.session import load_app, parse_age, run_ops
 from legato.errors import LegatoError
 
@@ -134,6 +134,7 @@ for _command in (
     costs.costs,
     lifecycle.start,
     lifecycle.fork,
+    schedules.schedules,
 ):
     cli.add_command(_command)
 for _command in evaluation.commands(run_ops, parse_age):  # legato stats, evals, monitors

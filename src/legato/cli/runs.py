@@ -129,11 +129,22 @@ def events() -> None:
     type=JSON_ARGUMENT,
     help="The payload: JSON, @FILE or - (standard input).",
 )
+@click.option(
+    "--id",
+    "event_id",
+    default=None,
+    help="The event's own id: sending again with it delivers the event once.",
+)
 @click.pass_context
-def events_send(ctx: click.Context, run_id: str, name: str, data: str) -> None:
+def events_send(
+    ctx: click.Context, run_id: str, name: str, data: str, event_id: str | None
+) -> None:
     """Deliver event NAME to RUN_ID (buffered until the run waits for it)."""
-    run_ops(ctx, lambda ops: ops.runs.send_event_json(run_id, name, data))
-    click.echo(f"event {name!r} sent to run {run_id}")
+    sent = run_ops(ctx, lambda ops: ops.runs.send_event_json(run_id, name, data, event_id=event_id))
+    if sent:
+        click.echo(f"event {name!r} sent to run {run_id}")
+    else:
+        click.echo(f"event {event_id!r} was sent to run {run_id} before; not sent again")
 
 
 @click.command()
