@@ -189,7 +189,10 @@ class Worker:
         if self._schedule_at is not None and self._schedule_at <= now:
             started = await self.store.fire_schedules(self.names, now)
             if started:
-                log.info("schedules started %s", ", ".join(started))
+                shown = ", ".join(started[:3]) + (
+                    f" and {len(started) - 3} more" if len(started) > 3 else ""
+                )
+                log.info("schedules started %s", shown)
         elif time.monotonic() - self._schedules_read < self.poll_interval:
             return
         self._schedule_at, self._schedule_blockers = await self.store.schedule_wake(self.names)

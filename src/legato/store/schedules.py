@@ -48,8 +48,20 @@ class SQLSchedules(Dialect):
         schedule_id = schedule.schedule_id
 
         async def work(tx: Tx) -> bool:
-            old = await tx.one(f"{_SELECT} WHERE schedule_id = ?{tx.for_update}", (schedule_id,))
-            if old is not None:
+            # Workers that start together all store the code's schedules: the first inserts,
+            # the others find its row (no check-then-insert race).
+            inserted = await tx.execute(
+                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES ({marks(17)})"
+                " ON CONFLICT (schedule_id) DO NOTHING",
+                (schedule.schedule_id, schedule.workflow, schedule.cron, schedule.tz,
+                 schedule.input, schedule.catchup, schedule.overlap, schedule.source,
+                 schedule.paused, schedule.next_at, None, None, None, 0, 0,
+                 schedule.created_at, schedule.updated_at),
+            )  # fmt: skip
+            if not inserted:
+                old = await tx.one(
+                    f"{_SELECT} WHERE schedule_id = ?{tx.for_update}", (schedule_id,)
+                )
                 before = schedule_record(old)
                 same = (before.workflow, before.cron, before.tz, before.input, before.catchup,
                         before.overlap, before.source)  # fmt: skip
@@ -65,14 +77,6 @@ class SQLSchedules(Dialect):
                     (schedule.workflow, schedule.cron, schedule.tz, schedule.input,
                      schedule.catchup, schedule.overlap, schedule.source, next_at,
                      schedule.updated_at, schedule_id),
-                )  # fmt: skip
-            else:
-                await tx.execute(
-                    f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES ({marks(17)})",
-                    (schedule.schedule_id, schedule.workflow, schedule.cron, schedule.tz,
-                     schedule.input, schedule.catchup, schedule.overlap, schedule.source,
-                     schedule.paused, schedule.next_at, None, None, None, 0, 0,
-                     schedule.created_at, schedule.updated_at),
                 )  # fmt: skip
             if audit is not None:
                 await append_chain(tx, [audit], schedule.updated_at)
